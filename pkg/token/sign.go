@@ -1,0 +1,151 @@
+package token
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+)
+
+// Token types written in the "typ" header. Each verifier states which it
+// accepts, so that one kind of token is refused where another is expected
+// (RFC 8725 section 3.11).
+const (
+	TypeJWT     = "JWT"         // a Kisee identity token
+	TypeAccess  = "at+jwt"      // a Pasee access token (RFC 9068)
+	TypeRefresh = "refresh+jwt" // a Pasee refresh token
+	TypeReset   = "reset+jwt"   // a Kisee password-reset token
+)
+
+// header is the protected JOSE header the suite writes: nothing else, so
+// nothing a verifier could be tricked into following (jku, x5u, jwk...).
+type header struct {
+	Alg string `json:"alg"`
+	Typ string `json:"typ,omitempty"`
+	Kid string `json:"kid,omitempty"`
+}
+
+// Signer signs tokens with one private key. It is safe for concurrent use.
+type Signer struct {
+	key       *PrivateKey
+	headerAlg string
+}
+
+// SignerOption configures a Signer.
+type SignerOption func(*Signer)
+
+// WithLegacyES256K makes a secp256k1 signer write "ES256" in the header, as
+// the original Python services did, so that their verifiers accept the
+// tokens. It has no effect on other keys.
+func WithLegacyES256K(enabled bool) SignerOption {
+	return func(s *Signer) {
+		if enabled && s.key.Algorithm() == ES256K {
+			s.headerAlg = string(ES256)
+		}
+	}
+}
+
+// NewSigner returns a Signer for key.
+func NewSigner(key *PrivateKey, opts ...SignerOption) *Signer {
+	s := &Signer{key: key, headerAlg: string(key.Algorithm())}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Key returns the signing key.
+func (s *Signer) Key() *PrivateKey { return s.key }
+
+// Sign returns the compact serialization of a JWS whose payload is the JSON
+// encoding of claims and whose header carries alg, typ and kid.
+func (s *Signer) Sign(typ string, claims any) (string, error) {
+	h, err := json.Marshal(header{Alg: s.headerAlg, Typ: typ, Kid: s.key.KeyID()})
+	if err != nil {
+		return "", fmt.Errorf("encode header: %w", err)
+	}
+	p, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encode claims: %w", err)
+	}
+	input := make([]byte, 0, b64.EncodedLen(len(h))+b64.EncodedLen(len(p))+1+128)
+	input = b64.AppendEncode(input, h)
+	input = append(input, '.')
+	input = b64.AppendEncode(input, p)
+	sig, err := sign(s.key, input)
+	if err != nil {
+		return "", err
+	}
+	out := append(input, '.')
+	out = b64.AppendEncode(out, sig)
+	return string(out), nil
+}
+
+// sign computes the JWS signature of input with k's algorithm.
+func sign(k *PrivateKey, input []byte) ([]byte, error) {
+	switch key := k.raw.(type) {
+	case *ecdsa.PrivateKey:
+		size := (key.Curve.Params().BitSize + 7) / 8
+		r, s, err := ecdsa.Sign(rand.Reader, key, digest(k.Algorithm(), input))
+		if err != nil {
+			return nil, fmt.Errorf("sign %s: %w", k.Algorithm(), err)
+		}
+		out := make([]byte, 2*size)
+		r.FillBytes(out[:size])
+		s.FillBytes(out[size:])
+		return out, nil
+	case *secp256k1.PrivateKey:
+		return signES256K(key, input), nil
+	case ed25519.PrivateKey:
+		return ed25519.Sign(key, input), nil
+	case *rsa.PrivateKey:
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest(RS256, input))
+		if err != nil {
+			return nil, fmt.Errorf("sign RS256: %w", err)
+		}
+		return sig, nil
+	}
+	return nil, fmt.Errorf("unsupported private key type %T", k.raw)
+}
+
+// verifySignature checks sig over input with k. The algorithm is k's own.
+func verifySignature(k *PublicKey, input, sig []byte) error {
+	ok := false
+	switch key := k.raw.(type) {
+	case *ecdsa.PublicKey:
+		size := (key.Curve.Params().BitSize + 7) / 8
+		if len(sig) == 2*size {
+			r := new(big.Int).SetBytes(sig[:size])
+			s := new(big.Int).SetBytes(sig[size:])
+			ok = ecdsa.Verify(key, digest(k.alg, input), r, s)
+		}
+	case *secp256k1.PublicKey:
+		ok = verifyES256K(key, input, sig)
+	case ed25519.PublicKey:
+		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(key, input, sig)
+	case *rsa.PublicKey:
+		ok = rsa.VerifyPKCS1v15(key, crypto.SHA256, digest(RS256, input), sig) == nil
+	}
+	if !ok {
+		return errors.New("signature does not verify")
+	}
+	return nil
+}
+
+func digest(alg Algorithm, input []byte) []byte {
+	if alg == ES384 {
+		sum := sha512.Sum384(input)
+		return sum[:]
+	}
+	sum := sha256.Sum256(input)
+	return sum[:]
+}
