@@ -56,8 +56,6 @@ app_id = "abc"
 scopes = ["read:user"]
 `
 
-func noEnv(string) (string, bool) { return "", false }
-
 func parse(t *testing.T, data string, env map[string]string) *Source {
 	t.Helper()
 	s, err := Parse("pasee.toml", []byte(data), "PASEE")

@@ -53,11 +53,11 @@ func ParseURL(raw string) (Target, error) {
 		path := strings.TrimPrefix(raw, "sqlite:")
 		path = strings.TrimPrefix(path, "//") // sqlite:///abs → /abs
 		if path == "" {
-			return Target{}, errors.New("sqlite URL without a path (example: sqlite:pasee.db)")
+			return Target{}, errors.New("sqlite URL without a path, as in sqlite:pasee.db")
 		}
 		return Target{Dialect: SQLite, DSN: path}, nil
 	}
-	return Target{}, fmt.Errorf("unsupported database URL %q: use sqlite:FILE or postgres://...", scrub(raw))
+	return Target{}, fmt.Errorf("unsupported database URL %q: use sqlite:FILE or postgres://USER@HOST/DB", scrub(raw))
 }
 
 // scrub hides a password in a URL for messages.

@@ -97,13 +97,6 @@ func NewPublicKey(raw any) (*PublicKey, error) {
 		case elliptic.P384():
 			alg = ES384
 		default:
-			if key.Curve == secp256k1.S256() {
-				pub, err := secp256k1PublicFromECDSA(key)
-				if err != nil {
-					return nil, err
-				}
-				return NewPublicKey(pub)
-			}
 			return nil, fmt.Errorf("unsupported elliptic curve %s (supported: P-256, P-384, secp256k1)", key.Curve.Params().Name)
 		}
 	case ed25519.PublicKey:
@@ -136,11 +129,6 @@ func NewPrivateKey(raw any) (*PrivateKey, error) {
 	var pub any
 	switch key := raw.(type) {
 	case *ecdsa.PrivateKey:
-		if key.Curve == secp256k1.S256() {
-			b := make([]byte, 32)
-			key.D.FillBytes(b)
-			return NewPrivateKey(secp256k1.PrivKeyFromBytes(b))
-		}
 		pub = &key.PublicKey
 	case ed25519.PrivateKey:
 		pub = key.Public()

@@ -1,7 +1,6 @@
 package token
 
 import (
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/json"
@@ -154,8 +153,8 @@ func TestThumbprintRFC7638Vector(t *testing.T) {
 }
 
 // A signature made by OpenSSL with the secp256k1 test key verifies with our
-// ES256K code, and ours with the independent math of crypto/ecdsa's
-// generic curve implementation: the two implementations agree.
+// ES256K code, and ours with a textbook ECDSA written here over math/big:
+// three implementations agree.
 func TestES256KInteropWithOpenSSL(t *testing.T) {
 	k, err := ParsePrivateKeyPEM(readFile(t, "secp256k1.pem"))
 	if err != nil {
@@ -182,28 +181,74 @@ func TestES256KInteropWithOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := k.Public().Raw().(*secp256k1.PublicKey).ToECDSA()
+	u := k.Public().Raw().(*secp256k1.PublicKey).SerializeUncompressed()
 	sum := sha256.Sum256(input)
-	if !ecdsaVerifyGeneric(pub, sum[:], new(big.Int).SetBytes(ours[:32]), new(big.Int).SetBytes(ours[32:])) {
-		t.Fatal("our ES256K signature does not verify with generic ECDSA math")
+	if !textbookVerify(new(big.Int).SetBytes(u[1:33]), new(big.Int).SetBytes(u[33:]), sum[:], new(big.Int).SetBytes(ours[:32]), new(big.Int).SetBytes(ours[32:])) {
+		t.Fatal("our ES256K signature does not verify with textbook ECDSA")
+	}
+	if textbookVerify(new(big.Int).SetBytes(u[1:33]), new(big.Int).SetBytes(u[33:]), sum[:], new(big.Int).SetBytes(ours[:32]), big.NewInt(12345)) {
+		t.Fatal("textbook ECDSA accepts anything: the cross-check proves nothing")
 	}
 }
 
-// ecdsaVerifyGeneric is textbook ECDSA verification over the curve's
-// elliptic.Curve methods, independent of decred's optimised code.
-func ecdsaVerifyGeneric(pub *ecdsa.PublicKey, hash []byte, r, s *big.Int) bool {
-	n := pub.Curve.Params().N
-	if r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(n) >= 0 || s.Cmp(n) >= 0 {
+// secp256k1 domain parameters (SEC 2, section 2.4.1).
+var (
+	secpP, _  = new(big.Int).SetString("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F", 16)
+	secpN, _  = new(big.Int).SetString("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16)
+	secpGx, _ = new(big.Int).SetString("79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798", 16)
+	secpGy, _ = new(big.Int).SetString("483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8", 16)
+)
+
+// textbookVerify is ECDSA verification in affine coordinates over math/big
+// (curve y² = x³ + 7), independent of decred's optimised code.
+func textbookVerify(qx, qy *big.Int, hash []byte, r, s *big.Int) bool {
+	if r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(secpN) >= 0 || s.Cmp(secpN) >= 0 {
 		return false
 	}
-	e := new(big.Int).SetBytes(hash)
-	w := new(big.Int).ModInverse(s, n)
-	u1 := new(big.Int).Mod(new(big.Int).Mul(e, w), n)
-	u2 := new(big.Int).Mod(new(big.Int).Mul(r, w), n)
-	x1, y1 := pub.Curve.ScalarBaseMult(u1.Bytes())
-	x2, y2 := pub.Curve.ScalarMult(pub.X, pub.Y, u2.Bytes())
-	x, _ := pub.Curve.Add(x1, y1, x2, y2)
-	return new(big.Int).Mod(x, n).Cmp(r) == 0
+	w := new(big.Int).ModInverse(s, secpN)
+	u1 := new(big.Int).Mod(new(big.Int).Mul(new(big.Int).SetBytes(hash), w), secpN)
+	u2 := new(big.Int).Mod(new(big.Int).Mul(r, w), secpN)
+	x1, y1 := scalarMult(secpGx, secpGy, u1)
+	x2, y2 := scalarMult(qx, qy, u2)
+	x, _ := pointAdd(x1, y1, x2, y2)
+	return x != nil && new(big.Int).Mod(x, secpN).Cmp(r) == 0
+}
+
+// pointAdd adds two affine points; nil coordinates are the point at infinity.
+func pointAdd(x1, y1, x2, y2 *big.Int) (*big.Int, *big.Int) {
+	if x1 == nil {
+		return x2, y2
+	}
+	if x2 == nil {
+		return x1, y1
+	}
+	var l *big.Int
+	if x1.Cmp(x2) == 0 {
+		if new(big.Int).Mod(new(big.Int).Add(y1, y2), secpP).Sign() == 0 {
+			return nil, nil
+		}
+		num := new(big.Int).Mul(big.NewInt(3), new(big.Int).Mul(x1, x1))
+		den := new(big.Int).ModInverse(new(big.Int).Mul(big.NewInt(2), y1), secpP)
+		l = new(big.Int).Mod(new(big.Int).Mul(num, den), secpP)
+	} else {
+		num := new(big.Int).Sub(y2, y1)
+		den := new(big.Int).ModInverse(new(big.Int).Mod(new(big.Int).Sub(x2, x1), secpP), secpP)
+		l = new(big.Int).Mod(new(big.Int).Mul(num, den), secpP)
+	}
+	x3 := new(big.Int).Mod(new(big.Int).Sub(new(big.Int).Sub(new(big.Int).Mul(l, l), x1), x2), secpP)
+	y3 := new(big.Int).Mod(new(big.Int).Sub(new(big.Int).Mul(l, new(big.Int).Sub(x1, x3)), y1), secpP)
+	return x3, y3
+}
+
+func scalarMult(x, y, k *big.Int) (*big.Int, *big.Int) {
+	var rx, ry *big.Int
+	for i := k.BitLen() - 1; i >= 0; i-- {
+		rx, ry = pointAdd(rx, ry, rx, ry)
+		if k.Bit(i) == 1 {
+			rx, ry = pointAdd(rx, ry, x, y)
+		}
+	}
+	return rx, ry
 }
 
 func TestJWKSRoundTrip(t *testing.T) {

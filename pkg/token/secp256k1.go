@@ -1,13 +1,11 @@
 package token
 
 import (
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"math/big"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	secpecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
@@ -105,21 +103,6 @@ func secp256k1FromScalar(b []byte) (*secp256k1.PrivateKey, error) {
 	return secp256k1.NewPrivateKey(&s), nil
 }
 
-func secp256k1PublicFromECDSA(k *ecdsa.PublicKey) (*secp256k1.PublicKey, error) {
-	var x, y secp256k1.FieldVal
-	if overflow := x.SetByteSlice(k.X.Bytes()); overflow {
-		return nil, errors.New("secp256k1 public key: x out of range")
-	}
-	if overflow := y.SetByteSlice(k.Y.Bytes()); overflow {
-		return nil, errors.New("secp256k1 public key: y out of range")
-	}
-	pub := secp256k1.NewPublicKey(&x, &y)
-	if !pub.IsOnCurve() {
-		return nil, errors.New("secp256k1 public key: point not on curve")
-	}
-	return pub, nil
-}
-
 func marshalSecp256k1SEC1(k *secp256k1.PrivateKey) ([]byte, error) {
 	pub := k.PubKey().SerializeUncompressed()
 	der, err := asn1.Marshal(sec1PrivateKey{
@@ -181,5 +164,9 @@ func secp256k1FromCoordinates(x, y []byte) (*secp256k1.PublicKey, error) {
 	if len(x) != 32 || len(y) != 32 {
 		return nil, errors.New("secp256k1 JWK: x and y must be 32 bytes")
 	}
-	return secp256k1PublicFromECDSA(&ecdsa.PublicKey{Curve: secp256k1.S256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)})
+	pub, err := secp256k1.ParsePubKey(append(append([]byte{0x04}, x...), y...))
+	if err != nil {
+		return nil, fmt.Errorf("secp256k1 JWK: %w", err)
+	}
+	return pub, nil
 }

@@ -1,0 +1,257 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kisee-pasee/suite/migrations"
+	"github.com/kisee-pasee/suite/pkg/kisee"
+	"github.com/kisee-pasee/suite/pkg/kisee/api"
+	"github.com/kisee-pasee/suite/pkg/kisee/backend/demo"
+	sqlbackend "github.com/kisee-pasee/suite/pkg/kisee/backend/sql"
+	"github.com/kisee-pasee/suite/pkg/kisee/backend/static"
+	"github.com/kisee-pasee/suite/pkg/kisee/tokenstore"
+	"github.com/kisee-pasee/suite/pkg/password"
+	"github.com/kisee-pasee/suite/pkg/sqldb"
+	"github.com/kisee-pasee/suite/pkg/web"
+)
+
+// Options are choices made on the command line, not in settings.
+type Options struct {
+	Version   string
+	NoMigrate bool
+	Logger    *slog.Logger
+	// HashParams overrides the argon2id parameters (tests use cheap ones).
+	HashParams *password.Params
+}
+
+// App is a wired Kisee, ready to serve.
+type App struct {
+	Config  *Config
+	Service *kisee.Service
+	Server  *web.Server
+	Logger  *slog.Logger
+	closers []io.Closer
+	tokens  kisee.TokenStore
+}
+
+// NewLogger returns the logger the settings ask for, writing to w.
+func NewLogger(s LogSettings, debug bool, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	switch s.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	if debug && s.Level == "" {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if s.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)).With("service", "kisee")
+	}
+	return slog.New(slog.NewTextHandler(w, opts)).With("service", "kisee")
+}
+
+// New opens the backend and the token store and wires the service and API.
+func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
+	a := &App{Config: cfg, Logger: o.Logger}
+	if a.Logger == nil {
+		a.Logger = slog.Default()
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	params := password.OWASP
+	if o.HashParams != nil {
+		params = *o.HashParams
+	}
+	hasher := password.NewHasher(params, 0)
+	hashTime := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "kisee", Name: "password_hash_seconds", Help: "Time to hash or verify one password.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	reg.MustRegister(hashTime)
+	hasher.Observe = func(d time.Duration) { hashTime.Observe(d.Seconds()) }
+
+	backend, backendDB, backendURL, err := a.openBackend(ctx, hasher, o)
+	if err != nil {
+		return nil, err
+	}
+	storeURL := cfg.StorageURL(backendURL)
+	storeDB := backendDB
+	if storeDB == nil || storeURL != backendURL {
+		if storeDB, err = a.openDB(ctx, "storage.url", storeURL, o); err != nil {
+			return nil, err
+		}
+	}
+	reg.MustRegister(collectors.NewDBStatsCollector(storeDB, "kisee"))
+	a.tokens = tokenstore.New(storeDB)
+
+	logins := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kisee", Name: "logins_total", Help: "Password checks, by result."}, []string{"result"})
+	issued := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "tokens_issued_total", Help: "Identity tokens issued."})
+	reg.MustRegister(logins, issued)
+
+	a.Service = kisee.NewService(kisee.Config{
+		Backend:      backend,
+		Tokens:       a.tokens,
+		Keys:         cfg.Keys,
+		LegacyES256K: cfg.JWT.LegacyES256K,
+		Issuer:       cfg.JWT.Iss,
+		TTL:          cfg.JWT.TTL.D(),
+		Logger:       a.Logger,
+		Metrics: kisee.Metrics{
+			LoginsSucceeded: logins.WithLabelValues("success"),
+			LoginsFailed:    logins.WithLabelValues("failure"),
+			LoginsLocked:    logins.WithLabelValues("locked"),
+			TokensIssued:    issued,
+		},
+	})
+	a.Server, err = web.New(web.Config{
+		Name: "kisee", Version: o.Version, Logger: a.Logger, Registry: reg,
+		CORS:           web.CORSConfig{AllowedOrigins: cfg.CORS.AllowedOrigins, AllowCredentials: cfg.CORS.AllowCredentials},
+		TrustedProxies: cfg.Server.TrustedProxies,
+	})
+	if err != nil {
+		return nil, cfg.Source.Errorf("server", "%v", err)
+	}
+	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Server.Hostname, Version: o.Version, Keys: cfg.Keys}); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// openBackend builds the configured backend. For the sql backend it also
+// returns its database and URL, which the token store shares by default.
+func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Options) (kisee.Backend, *sql.DB, string, error) {
+	cfg, src := a.Config, a.Config.Source
+	const key = "identity_backend.options"
+	raw := cfg.IdentityBackend.Options
+	switch cfg.Backend {
+	case "sql":
+		var opts sqlbackend.Options
+		if err := src.DecodeSection(key, raw, &opts); err != nil {
+			return nil, nil, "", err
+		}
+		if opts.URL == "" {
+			opts.URL = cfg.Storage.URL
+		}
+		if opts.URL == "" {
+			opts.URL = "sqlite:kisee.db"
+		}
+		db, err := a.openDB(ctx, key+".url", opts.URL, o)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		b := sqlbackend.New(db, hasher, a.Logger)
+		pw, created, err := b.EnsureRoot(ctx)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("create root user: %w", err)
+		}
+		if created {
+			a.Logger.Warn("root password: "+pw, "note", "created the superuser root; this password is shown once, change it with `kisee passwd root`")
+		}
+		return b, db, opts.URL, nil
+	case "demo":
+		// The original demo backend took placeholder options; they are ignored.
+		b, pw, err := demo.New(ctx, hasher)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		a.Logger.Warn("root password: "+pw, "note", "demo backend: users live in memory and vanish at exit")
+		return b, nil, "", nil
+	case "test":
+		var opts static.Options
+		if err := src.DecodeSection(key, raw, &opts); err != nil {
+			return nil, nil, "", err
+		}
+		b, err := static.New(ctx, hasher, opts)
+		if err != nil {
+			return nil, nil, "", src.Errorf(key+".users", "%v", err)
+		}
+		return b, nil, "", nil
+	}
+	return nil, nil, "", src.Errorf("identity_backend.class", "backend %q is not available in this build", cfg.Backend)
+}
+
+// openDB opens and migrates the database at url; key locates errors.
+func (a *App) openDB(ctx context.Context, key, url string, o Options) (*sql.DB, error) {
+	target, err := sqldb.ParseURL(url)
+	if err != nil {
+		return nil, a.Config.Source.Errorf(key, "%v", err)
+	}
+	db, err := sqldb.Open(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	a.closers = append(a.closers, db)
+	if !o.NoMigrate {
+		if err := Migrate(ctx, db, target.Dialect, a.Logger); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	return db, nil
+}
+
+// Migrate applies Kisee's migrations to db.
+func Migrate(ctx context.Context, db *sql.DB, dialect sqldb.Dialect, logger *slog.Logger) error {
+	fsys, err := migrations.Kisee(string(dialect))
+	if err != nil {
+		return err
+	}
+	return sqldb.Migrate(ctx, db, dialect, fsys, migrations.KiseeTable, logger)
+}
+
+// Addr is the address the settings ask to listen on.
+func (a *App) Addr() string {
+	return net.JoinHostPort(a.Config.Server.Host, strconv.Itoa(a.Config.Server.Port))
+}
+
+// Run serves on ln until ctx is done, then drains in-flight requests. It
+// purges expired token records every hour.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	go a.purge(ctx)
+	a.Logger.Info("kisee listening", "addr", ln.Addr().String(), "public_url", a.Config.Server.Hostname,
+		"backend", a.Config.Backend, "kid", a.Config.Keys.Current.KeyID(), "alg", a.Config.Keys.Current.Algorithm())
+	return a.Server.Serve(ctx, ln, 20*time.Second)
+}
+
+func (a *App) purge(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := a.tokens.Purge(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			a.Logger.Warn("purge expired tokens", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close releases the databases.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i].Close()
+	}
+	a.closers = nil
+}

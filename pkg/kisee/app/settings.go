@@ -1,0 +1,279 @@
+// Package app builds a running Kisee from its settings: it loads and checks
+// the settings file, opens the backend and the token store, and wires the
+// service, the HTTP API and the background jobs. cmd/kisee and the tests
+// use it alike.
+package app
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/kisee-pasee/suite/pkg/settings"
+	"github.com/kisee-pasee/suite/pkg/token"
+)
+
+// Settings is Kisee's settings file (SPEC section 2).
+type Settings struct {
+	Server struct {
+		Host           string   `toml:"host"`
+		Port           int      `toml:"port"`
+		Hostname       string   `toml:"hostname"`
+		TrustedProxies []string `toml:"trusted_proxies"`
+		Debug          bool     `toml:"debug"` // accepted from the original settings; turns on debug logs
+	} `toml:"server"`
+	IdentityBackend struct {
+		Class   string         `toml:"class"`
+		Options map[string]any `toml:"options"`
+	} `toml:"identity_backend"`
+	Storage struct {
+		// URL of the database where Kisee keeps issued tokens. Default: the
+		// sql backend's database, else sqlite:kisee.db.
+		URL string `toml:"url"`
+	} `toml:"storage"`
+	Email        EmailSettings `toml:"email"`
+	JWT          JWTSettings   `toml:"jwt"`
+	Registration struct {
+		Enabled bool `toml:"enabled"`
+	} `toml:"registration"`
+	RateLimit RateLimitSettings `toml:"rate_limit"`
+	CORS      struct {
+		AllowedOrigins   []string `toml:"allowed_origins"`
+		AllowCredentials bool     `toml:"allow_credentials"`
+	} `toml:"cors"`
+	Log LogSettings `toml:"log"`
+}
+
+// JWTSettings is the [jwt] table.
+type JWTSettings struct {
+	Iss                string            `toml:"iss"`
+	TTL                settings.Duration `toml:"ttl"`
+	PrivateKey         string            `toml:"private_key"`
+	PrivateKeyFile     string            `toml:"private_key_file"`
+	PublicKey          string            `toml:"public_key"`
+	PublicKeyFile      string            `toml:"public_key_file"`
+	PreviousPublicKeys []string          `toml:"previous_public_keys"`
+	NextPublicKeys     []string          `toml:"next_public_keys"`
+	LegacyES256K       bool              `toml:"legacy_es256k"`
+}
+
+// EmailSettings is the [email] table (password recovery).
+type EmailSettings struct {
+	Host          string `toml:"host"`
+	Port          int    `toml:"port"`
+	Sender        string `toml:"sender"`
+	Security      string `toml:"security"`
+	Username      string `toml:"username"`
+	Password      string `toml:"password"`
+	PasswordFile  string `toml:"password_file"`
+	PasswordReset struct {
+		Subject string            `toml:"subject"`
+		Body    string            `toml:"body"`
+		URL     string            `toml:"url"`
+		TTL     settings.Duration `toml:"ttl"`
+	} `toml:"password_reset"`
+}
+
+// RateLimitSettings is the [rate_limit] table.
+type RateLimitSettings struct {
+	MaxFailures int               `toml:"max_failures"`
+	Window      settings.Duration `toml:"window"`
+	Store       string            `toml:"store"`
+}
+
+// LogSettings is the [log] table.
+type LogSettings struct {
+	Format string `toml:"format"` // "text" (default) or "json"
+	Level  string `toml:"level"`  // "debug", "info" (default), "warn", "error"
+}
+
+// Config is loaded, checked settings, with the file they came from.
+type Config struct {
+	Settings
+	Source  *settings.Source
+	Backend string // canonical backend class
+	Keys    token.KeyRing
+	// KeyFile is where a generated key is kept ("" when the key is inline).
+	KeyFile      string
+	KeyGenerated bool
+}
+
+// SearchPaths are where `kisee` looks for settings.toml when no --settings
+// flag is given.
+func SearchPaths() []string {
+	paths := []string{"settings.toml"}
+	if home, err := os.UserHomeDir(); err == nil {
+		paths = append(paths, filepath.Join(home, "settings.toml"))
+	}
+	return append(paths, "/etc/kisee/settings.toml")
+}
+
+// FindSettings returns the first existing file of SearchPaths, or "".
+func FindSettings() string {
+	for _, p := range SearchPaths() {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Load reads the settings file at path ("" for embedded defaults), applies
+// KISEE_* environment overrides, and checks everything, loading the keys.
+func Load(path string) (*Config, error) {
+	src := settings.Defaults("KISEE")
+	if path != "" {
+		var err error
+		if src, err = settings.Read(path, "KISEE"); err != nil {
+			return nil, err
+		}
+	}
+	return FromSource(src)
+}
+
+// FromSource checks settings from src.
+func FromSource(src *settings.Source) (*Config, error) {
+	cfg := &Config{Source: src}
+	if err := src.Decode(&cfg.Settings); err != nil {
+		return nil, err
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := cfg.loadKeys(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// backendAliases maps the original Python class names to backends.
+var backendClasses = map[string]string{"sql": "sql", "demo": "demo", "test": "test", "htpasswd": "htpasswd", "ldap": "ldap", "sql-query": "sql-query", "remote": "remote"}
+
+// canonicalClass accepts "demo" and the original "kisee.providers.demo.DemoBackend".
+func canonicalClass(class string) (string, bool) {
+	if c, ok := backendClasses[class]; ok {
+		return c, true
+	}
+	if i := strings.LastIndexByte(class, '.'); i >= 0 {
+		name := strings.ToLower(strings.TrimSuffix(class[i+1:], "Backend"))
+		if c, ok := backendClasses[name]; ok {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+func (cfg *Config) defaults() error {
+	s, src := &cfg.Settings, cfg.Source
+	if s.Server.Host == "" {
+		s.Server.Host = "127.0.0.1"
+	}
+	if s.Server.Port == 0 {
+		s.Server.Port = 8140
+	}
+	if s.Server.Port < 0 || s.Server.Port > 65535 {
+		return src.Errorf("server.port", "port %d out of range", s.Server.Port)
+	}
+	if s.Server.Hostname == "" {
+		host := s.Server.Host
+		if host == "0.0.0.0" || host == "::" || host == "" {
+			host = "localhost"
+		}
+		s.Server.Hostname = "http://" + net.JoinHostPort(host, strconv.Itoa(s.Server.Port))
+	}
+	if !strings.HasPrefix(s.Server.Hostname, "http://") && !strings.HasPrefix(s.Server.Hostname, "https://") {
+		return src.Errorf("server.hostname", "must be an absolute http(s) URL such as https://id.example.com, not %q", s.Server.Hostname)
+	}
+	s.Server.Hostname = strings.TrimSuffix(s.Server.Hostname, "/")
+	if s.IdentityBackend.Class == "" {
+		s.IdentityBackend.Class = "sql"
+	}
+	class, ok := canonicalClass(s.IdentityBackend.Class)
+	if !ok {
+		return src.Errorf("identity_backend.class", "unknown backend %q (one of: sql, demo, test, htpasswd, ldap, sql-query, remote)", s.IdentityBackend.Class)
+	}
+	cfg.Backend = class
+	if s.JWT.Iss == "" {
+		s.JWT.Iss = s.Server.Hostname
+	}
+	if s.JWT.TTL == 0 {
+		s.JWT.TTL = settings.Duration(3600e9)
+	}
+	switch s.Log.Format {
+	case "", "text", "json":
+	default:
+		return src.Errorf("log.format", "must be \"text\" or \"json\", not %q", s.Log.Format)
+	}
+	switch s.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return src.Errorf("log.level", "must be debug, info, warn or error, not %q", s.Log.Level)
+	}
+	return nil
+}
+
+// StorageURL is where Kisee keeps its tokens.
+func (cfg *Config) StorageURL(backendURL string) string {
+	switch {
+	case cfg.Storage.URL != "":
+		return cfg.Storage.URL
+	case backendURL != "":
+		return backendURL
+	}
+	return "sqlite:kisee.db"
+}
+
+// loadKeys reads the signing key: inline, from private_key_file (created
+// when missing), or — with no settings file — generated next to the
+// default database.
+func (cfg *Config) loadKeys() error {
+	j, src := &cfg.JWT, cfg.Source
+	var err error
+	switch {
+	case j.PrivateKey != "":
+		if cfg.Keys.Current, err = token.ParsePrivateKeyPEM([]byte(j.PrivateKey)); err != nil {
+			return src.Errorf("jwt.private_key", "%v", err)
+		}
+	case src.File != settings.DefaultsName:
+		// private_key_file, when given, was read into private_key already.
+		return src.Errorf("jwt.private_key", "missing signing key: set private_key (PEM) or private_key_file; `kisee quickstart` writes settings with a fresh key, `kisee keygen` prints one")
+	default:
+		// Embedded defaults: a key generated once and kept next to the database.
+		key, created, err := token.LoadOrCreateKeyFile(DefaultKeyFile)
+		if err != nil {
+			return src.Errorf("jwt.private_key_file", "%v", err)
+		}
+		cfg.Keys.Current, cfg.KeyFile, cfg.KeyGenerated = key, DefaultKeyFile, created
+	}
+	if j.PublicKey != "" {
+		pub, err := token.ParsePublicKeyPEM([]byte(j.PublicKey))
+		if err != nil {
+			return src.Errorf("jwt.public_key", "%v", err)
+		}
+		if !pub.Equal(cfg.Keys.Current.Public()) {
+			return src.Errorf("jwt.public_key", "does not match private_key (it may be left out: it is derived from the private key)")
+		}
+	}
+	for i, p := range j.PreviousPublicKeys {
+		k, err := token.ParsePublicKeyPEM([]byte(p))
+		if err != nil {
+			return src.Errorf(fmt.Sprintf("jwt.previous_public_keys[%d]", i), "%v", err)
+		}
+		cfg.Keys.Previous = append(cfg.Keys.Previous, k)
+	}
+	for i, p := range j.NextPublicKeys {
+		k, err := token.ParsePublicKeyPEM([]byte(p))
+		if err != nil {
+			return src.Errorf(fmt.Sprintf("jwt.next_public_keys[%d]", i), "%v", err)
+		}
+		cfg.Keys.Next = append(cfg.Keys.Next, k)
+	}
+	return nil
+}
+
+// DefaultKeyFile is where Kisee keeps its generated key when it runs
+// without a settings file.
+const DefaultKeyFile = "kisee-key.pem"

@@ -1,0 +1,98 @@
+// Package kiseetest starts a real Kisee — the same wiring as the kisee
+// command, on a real listener — for the tests of Kisee and of what runs
+// above it (Pasee, remote backends).
+package kiseetest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kisee-pasee/suite/pkg/kisee/app"
+	"github.com/kisee-pasee/suite/pkg/kisee/backend/backendtest"
+	"github.com/kisee-pasee/suite/pkg/settings"
+	"github.com/kisee-pasee/suite/pkg/token"
+)
+
+// Server is a running Kisee.
+type Server struct {
+	URL  string
+	App  *app.App
+	Key  *token.PrivateKey
+	logs *syncWriter
+}
+
+// Logs returns what the server logged so far.
+func (s *Server) Logs() string {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	return s.logs.b.String()
+}
+
+// Users is the [identity_backend] of a test backend holding the users of
+// backendtest.Users; Start uses it when settings name no backend.
+func Users() string {
+	var b strings.Builder
+	b.WriteString("[identity_backend]\nclass = \"test\"\n")
+	for _, u := range backendtest.Users {
+		fmt.Fprintf(&b, "[[identity_backend.options.users]]\nusername = %q\npassword = %q\nemail = %q\n", u.Username, u.Password, u.Email)
+	}
+	return b.String()
+}
+
+// Start runs Kisee with the given settings (TOML, without [server] and
+// [jwt] private_key, which Start provides) until the test ends. Tokens are
+// kept in a SQLite file of t.TempDir() unless settings say otherwise.
+func Start(t testing.TB, extra string) *Server {
+	t.Helper()
+	key, err := token.GenerateKey(token.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey, _ := key.MarshalPEM()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	doc := fmt.Sprintf("[server]\nhostname = %q\n", url)
+	if !strings.Contains(extra, "[storage]") {
+		doc += fmt.Sprintf("[storage]\nurl = %q\n", "sqlite:"+filepath.Join(t.TempDir(), "kisee.db"))
+	}
+	if !strings.Contains(extra, "[identity_backend]") {
+		doc += Users()
+	}
+	if !strings.Contains(extra, "private_key") {
+		if strings.Contains(extra, "[jwt]") {
+			extra = strings.Replace(extra, "[jwt]", "[jwt]\nprivate_key = '''"+string(pemKey)+"'''", 1)
+		} else {
+			doc += "[jwt]\nprivate_key = '''" + string(pemKey) + "'''\n"
+		}
+	}
+	doc += extra
+	src, err := settings.Parse("kisee-test.toml", []byte(doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := app.FromSource(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncWriter{b: &strings.Builder{}}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.New(context.Background(), cfg, app.Options{Version: "test", Logger: logger, HashParams: &backendtest.FastParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(a.Server)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	return &Server{URL: url, App: a, Key: cfg.Keys.Current, logs: logs}
+}
