@@ -20,6 +20,13 @@ func fields(prefix string, v reflect.Value, fn func(key string, f reflect.Value,
 			continue
 		}
 		name, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+			// An embedded struct's fields belong to the enclosing table.
+			if err := fields(prefix, v.Field(i), fn); err != nil {
+				return err
+			}
+			continue
+		}
 		if name == "-" || name == "" {
 			continue
 		}

@@ -204,3 +204,32 @@ func TestDefaultsUseEnvironmentOnly(t *testing.T) {
 		t.Fatalf("host = %q", s.Host)
 	}
 }
+
+// Embedded structs' keys belong to the enclosing table, for TOML, the
+// environment and "_file" secrets alike.
+func TestEmbeddedStructs(t *testing.T) {
+	type Inner struct {
+		Secret     string `toml:"secret"`
+		SecretFile string `toml:"secret_file"`
+	}
+	type outer struct {
+		Inner
+		JWT struct {
+			Inner
+			Iss string `toml:"iss"`
+		} `toml:"jwt"`
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s")
+	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := parse(t, "secret = \"top\"\n[jwt]\nsecret_file = \""+path+"\"\n", map[string]string{"PASEE_JWT_ISS": "env-iss"})
+	var o outer
+	if err := src.Decode(&o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Secret != "top" || o.JWT.Secret != "from-file" || o.JWT.Iss != "env-iss" {
+		t.Fatalf("%+v", o)
+	}
+}

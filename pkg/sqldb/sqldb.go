@@ -159,7 +159,13 @@ func Migrate(ctx context.Context, db *sql.DB, dialect Dialect, fsys fs.FS, table
 	}
 	opts := []goose.ProviderOption{goose.WithStore(store), goose.WithDisableGlobalRegistry(true)}
 	if dialect == Postgres {
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(table)))
+		// One lock per schema and version table: concurrent starts of one
+		// service on one schema migrate once, other schemas do not wait.
+		var schema string
+		if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return fmt.Errorf("migrations: %w", err)
+		}
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(schema+"."+table)), lock.WithLockTimeout(1, 120))
 		if err != nil {
 			return fmt.Errorf("migrations: %w", err)
 		}

@@ -31,7 +31,8 @@ CREATE TABLE kisee_spent_reset_tokens (
     expires_at BIGINT NOT NULL
 );
 
--- Failure counters of the brute-force protection when [rate_limit] store = "sql".
+-- Failure counters of the brute-force protection when [rate_limit] store = "sql"
+-- (pkg/ratelimit). Unlike the other tables, expires_at is in Unix milliseconds.
 CREATE TABLE rate_limit_counters (
     key        TEXT PRIMARY KEY,
     count      BIGINT NOT NULL,

@@ -1,0 +1,247 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Defaults of Policy, and the fixed parts of the policy.
+const (
+	// DefaultDelayAfter is the number of failures of a pair after which
+	// attempts are delayed.
+	DefaultDelayAfter = 5
+	// DefaultMaxFailures is the number of failures of a pair that locks it
+	// ([rate_limit] max_failures).
+	DefaultMaxFailures = 20
+	// DefaultWindow is the length of each counting window ([rate_limit] window).
+	DefaultWindow = 15 * time.Minute
+	// DefaultMaxDelay caps the progressive delay.
+	DefaultMaxDelay = 5 * time.Second
+	// AddressFactor × MaxFailures is the default AddressMaxFailures.
+	AddressFactor = 5
+	// AccountFactor × MaxFailures failures of an account, from any
+	// addresses, slow every attempt on it by at least AccountDelay.
+	AccountFactor = 10
+	// BaseDelay is the first progressive delay, doubled at each further
+	// failure.
+	BaseDelay = 250 * time.Millisecond
+	// AccountDelay is the minimum delay of a much-attacked account.
+	AccountDelay = time.Second
+)
+
+// Policy holds the thresholds of the brute-force protection. A zero field
+// takes its default; see DefaultPolicy.
+type Policy struct {
+	// DelayAfter is the pair count from which attempts are delayed
+	// (default 5; negative: never delay, which also disables the burst
+	// guard).
+	DelayAfter int
+	// MaxFailures is the pair count that locks the pair (default 20).
+	MaxFailures int
+	// Window is the length of the fixed counting windows (default 15m).
+	Window time.Duration
+	// MaxDelay caps the progressive delay (default 5s).
+	MaxDelay time.Duration
+	// AddressMaxFailures is the address count, over all accounts, that
+	// locks the address (default 5 × MaxFailures).
+	AddressMaxFailures int
+}
+
+// DefaultPolicy returns the default thresholds: delay after 5 failures,
+// lock after 20 (100 for an address), 15-minute windows, delays up to 5 s.
+func DefaultPolicy() Policy {
+	return Policy{
+		DelayAfter:         DefaultDelayAfter,
+		MaxFailures:        DefaultMaxFailures,
+		Window:             DefaultWindow,
+		MaxDelay:           DefaultMaxDelay,
+		AddressMaxFailures: AddressFactor * DefaultMaxFailures,
+	}
+}
+
+// withDefaults fills the zero (or meaningless negative) fields of p.
+func (p Policy) withDefaults() Policy {
+	if p.DelayAfter == 0 {
+		p.DelayAfter = DefaultDelayAfter
+	}
+	if p.MaxFailures <= 0 {
+		p.MaxFailures = DefaultMaxFailures
+	}
+	if p.Window <= 0 {
+		p.Window = DefaultWindow
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = DefaultMaxDelay
+	}
+	if p.AddressMaxFailures <= 0 {
+		p.AddressMaxFailures = AddressFactor * p.MaxFailures
+	}
+	return p
+}
+
+// progressiveDelay is the delay for a pair that failed count times
+// (count ≥ DelayAfter).
+func (p Policy) progressiveDelay(count int64) time.Duration {
+	exp := count - int64(p.DelayAfter)
+	if exp > 30 { // BaseDelay << 30 is already ~8.5 years; avoid overflow
+		return p.MaxDelay
+	}
+	return min(BaseDelay<<exp, p.MaxDelay)
+}
+
+// Limiter applies a Policy over a Store. It is safe for concurrent use;
+// several Limiters (one per instance) over a shared store share the counts.
+type Limiter struct {
+	// Now returns the current time (time.Now); tests replace it before
+	// using the Limiter.
+	Now func() time.Time
+
+	store  Store
+	policy Policy
+}
+
+// New returns a Limiter counting in store with policy p (zero fields of p
+// take their defaults).
+func New(store Store, p Policy) *Limiter {
+	return &Limiter{Now: time.Now, store: store, policy: p.withDefaults()}
+}
+
+// Policy returns the policy in force, defaults filled in.
+func (l *Limiter) Policy() Policy { return l.policy }
+
+// Check is called once per attempt, before verifying the credentials of
+// account presented from addr (from the delay threshold on, it counts the
+// attempts it lets through: see the burst guard). It returns delay > 0 when the answer must wait that long
+// (progressive delay), or retryAfter > 0 when the attempt must be refused
+// with 429 and Retry-After (lockout); never both. On a store error it
+// returns the error with delay = retryAfter = 0: the caller decides (see
+// the package documentation).
+func (l *Limiter) Check(ctx context.Context, account, addr string) (delay, retryAfter time.Duration, err error) {
+	k := keysFor(account, addr)
+	c, err := getMany(ctx, l.store, []string{k.pair, k.addr, k.account})
+	if err != nil {
+		return 0, 0, fmt.Errorf("rate limit check: %w", err)
+	}
+	pair, address, acct := c[0], c[1], c[2]
+	p := l.policy
+	now := l.Now()
+
+	if pair.count >= int64(p.MaxFailures) {
+		retryAfter = remaining(pair.resetAt, now)
+	}
+	if address.count >= int64(p.AddressMaxFailures) {
+		retryAfter = max(retryAfter, remaining(address.resetAt, now))
+	}
+	if retryAfter > 0 {
+		return 0, retryAfter, nil
+	}
+
+	if p.DelayAfter > 0 && pair.count >= int64(p.DelayAfter) {
+		// Burst guard: count this attempt before it is delayed, in a
+		// counter that ends with the pair window.
+		left := remaining(pair.resetAt, now)
+		n, _, err := l.store.Incr(ctx, k.pending, left)
+		if err != nil {
+			return 0, 0, fmt.Errorf("rate limit check: %w", err)
+		}
+		if int64(p.DelayAfter)+n-1 >= int64(p.MaxFailures) {
+			return 0, left, nil
+		}
+		delay = p.progressiveDelay(pair.count)
+	}
+	if acct.count >= int64(AccountFactor*p.MaxFailures) {
+		delay = max(delay, min(AccountDelay, p.MaxDelay))
+	}
+	return delay, 0, nil
+}
+
+// Failure records that the credentials of account presented from addr
+// were wrong. Call it only after a verification that failed (not for
+// attempts Check refused). All three counters are attempted even if one
+// fails; the errors are joined.
+func (l *Limiter) Failure(ctx context.Context, account, addr string) error {
+	k := keysFor(account, addr)
+	if err := incrMany(ctx, l.store, []string{k.pair, k.addr, k.account}, l.policy.Window); err != nil {
+		return fmt.Errorf("rate limit failure: %w", err)
+	}
+	return nil
+}
+
+// Success records that account logged in from addr: the failures of that
+// pair are forgiven. The address and account counters are left alone.
+func (l *Limiter) Success(ctx context.Context, account, addr string) error {
+	k := keysFor(account, addr)
+	err := errors.Join(l.store.Delete(ctx, k.pair), l.store.Delete(ctx, k.pending))
+	if err != nil {
+		return fmt.Errorf("rate limit success: %w", err)
+	}
+	return nil
+}
+
+// RetryAfterSeconds is the Retry-After header value for retryAfter: whole
+// seconds, rounded up, at least 1.
+func RetryAfterSeconds(retryAfter time.Duration) int64 {
+	s := int64((retryAfter + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// remaining is the time from now until resetAt, at least 1 ms: the store
+// said the counter is live, so a clock difference between the store and
+// this process must not turn a lockout into "not locked".
+func remaining(resetAt, now time.Time) time.Duration {
+	return max(resetAt.Sub(now), time.Millisecond)
+}
+
+// keys are the store keys of one (account, address) attempt.
+type keys struct {
+	pair    string // failures of the account from the address
+	pending string // attempts let through in the delay zone (burst guard)
+	addr    string // failures from the address, any account
+	account string // failures of the account, any address
+}
+
+func keysFor(account, addr string) keys {
+	a := hashHex(account)
+	n := addressKey(addr)
+	return keys{
+		pair:    "p:" + a + ":" + n,
+		pending: "q:" + a + ":" + n,
+		addr:    "a:" + n,
+		account: "u:" + a,
+	}
+}
+
+func hashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// addressKey normalises a client address: IPv4 as is (IPv4-mapped IPv6
+// included), IPv6 as its /64 network, a port or zone dropped; anything else
+// hashed.
+func addressKey(addr string) string {
+	s := strings.TrimSpace(addr)
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(s)
+		if perr != nil {
+			return "h" + hashHex(addr)
+		}
+		ip = ap.Addr()
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	prefix, err := ip.Prefix(64)
+	if err != nil { // cannot happen for a valid IPv6 address
+		return "h" + hashHex(addr)
+	}
+	return prefix.String()
+}

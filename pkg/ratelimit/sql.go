@@ -1,0 +1,139 @@
+package ratelimit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// The dialects NewSQLStore and Open accept (sqldb.SQLite and sqldb.Postgres).
+const (
+	dialectSQLite   = "sqlite"
+	dialectPostgres = "postgres"
+)
+
+// purgeEvery is how many increments a SQLStore makes between two
+// housekeeping passes, each deleting up to purgeBatch expired rows.
+const (
+	purgeEvery = 1024
+	purgeBatch = 4096
+)
+
+// The statements use $n placeholders, which SQLite and PostgreSQL both
+// accept, and bound parameters only. rate_limit_counters.expires_at holds
+// the end of the window in Unix MILLISECONDS (not the seconds of the other
+// Kisee tables), so that windows and Retry-After are exact; a row is
+// expired when expires_at ≤ now.
+const (
+	// sqlIncr restarts the window when the stored one has ended: in
+	// ON CONFLICT DO UPDATE, every SET expression reads the old row.
+	sqlIncr = `INSERT INTO rate_limit_counters (key, count, expires_at) VALUES ($1, 1, $2)
+ON CONFLICT (key) DO UPDATE SET
+  count = CASE WHEN rate_limit_counters.expires_at <= $3 THEN 1 ELSE rate_limit_counters.count + 1 END,
+  expires_at = CASE WHEN rate_limit_counters.expires_at <= $3 THEN excluded.expires_at ELSE rate_limit_counters.expires_at END
+RETURNING count, expires_at`
+	sqlGet        = `SELECT count, expires_at FROM rate_limit_counters WHERE key = $1 AND expires_at > $2`
+	sqlDelete     = `DELETE FROM rate_limit_counters WHERE key = $1`
+	sqlPurge      = `DELETE FROM rate_limit_counters WHERE expires_at <= $1`
+	sqlPurgeBatch = `DELETE FROM rate_limit_counters WHERE key IN (SELECT key FROM rate_limit_counters WHERE expires_at <= $1 LIMIT $2)`
+)
+
+// SQLStore is a Store in the rate_limit_counters table of the service's
+// database (Kisee's migrations create it), shared by every instance using
+// that database. Each increment is one atomic upsert. Expired rows are
+// deleted up to 4096 at a time every 1024 increments, and all by Purge.
+// Windows are measured with the instances' clocks (Now), not the
+// database's. Safe for concurrent use.
+type SQLStore struct {
+	// Now returns the current time (time.Now); tests replace it before
+	// using the store.
+	Now func() time.Time
+
+	db    *sql.DB
+	err   error // a construction error, returned by every method
+	incrs atomic.Uint64
+}
+
+// NewSQLStore returns a store over db, whose dialect is "sqlite" or
+// "postgres". With a nil db or another dialect, every method returns an
+// error (Open reports them up front).
+func NewSQLStore(db *sql.DB, dialect string) *SQLStore {
+	s := &SQLStore{Now: time.Now, db: db}
+	switch {
+	case db == nil:
+		s.err = errors.New("sql rate limit store: no database")
+	case dialect != dialectSQLite && dialect != dialectPostgres:
+		s.err = fmt.Errorf("sql rate limit store: unsupported dialect %q (want \"sqlite\" or \"postgres\")", dialect)
+	}
+	return s
+}
+
+// Incr implements Store.
+func (s *SQLStore) Incr(ctx context.Context, key string, window time.Duration) (int64, time.Time, error) {
+	if s.err != nil {
+		return 0, time.Time{}, s.err
+	}
+	if err := checkWindow(window); err != nil {
+		return 0, time.Time{}, err
+	}
+	now := s.Now()
+	var count, expires int64
+	err := s.db.QueryRowContext(ctx, sqlIncr, key, now.Add(window).UnixMilli(), now.UnixMilli()).Scan(&count, &expires)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("sql rate limit increment: %w", err)
+	}
+	if s.incrs.Add(1)%purgeEvery == 0 {
+		// Housekeeping only: the increment succeeded, and a lasting
+		// database problem shows in the next increments; a failed pass is
+		// simply retried purgeEvery increments later.
+		_, _ = s.db.ExecContext(ctx, sqlPurgeBatch, now.UnixMilli(), purgeBatch)
+	}
+	return count, time.UnixMilli(expires), nil
+}
+
+// Get implements Store.
+func (s *SQLStore) Get(ctx context.Context, key string) (int64, time.Time, error) {
+	if s.err != nil {
+		return 0, time.Time{}, s.err
+	}
+	var count, expires int64
+	err := s.db.QueryRowContext(ctx, sqlGet, key, s.Now().UnixMilli()).Scan(&count, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("sql rate limit get: %w", err)
+	}
+	return count, time.UnixMilli(expires), nil
+}
+
+// Delete implements Store.
+func (s *SQLStore) Delete(ctx context.Context, key string) error {
+	if s.err != nil {
+		return s.err
+	}
+	if _, err := s.db.ExecContext(ctx, sqlDelete, key); err != nil {
+		return fmt.Errorf("sql rate limit delete: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes every expired row and returns how many; a periodic job may
+// call it, though increments already purge as they go.
+func (s *SQLStore) Purge(ctx context.Context) (int64, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	res, err := s.db.ExecContext(ctx, sqlPurge, s.Now().UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("sql rate limit purge: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sql rate limit purge: %w", err)
+	}
+	return n, nil
+}
