@@ -6,7 +6,9 @@ package sqldb
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -91,8 +93,11 @@ func Scrub(raw string) string { return scrub(raw) }
 func OpenSQLite(path string) (*sql.DB, error) {
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	if path == ":memory:" {
-		// One shared in-memory database for every connection of this *sql.DB.
-		dsn = "file::memory:?cache=shared&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		// One in-memory database shared by the connections of this *sql.DB
+		// only: a unique name keeps two stores of one process apart.
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		dsn = "file:mem" + hex.EncodeToString(b[:]) + "?mode=memory&cache=shared&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

@@ -33,14 +33,15 @@ CREATE TABLE kisee_spent_reset_tokens (
 
 -- Failure counters of the brute-force protection when [rate_limit] store = "sql"
 -- (pkg/ratelimit). Unlike the other tables, expires_at is in Unix milliseconds.
-CREATE TABLE rate_limit_counters (
+-- Pasee's migrations create the same table: whichever runs first creates it.
+CREATE TABLE IF NOT EXISTS rate_limit_counters (
     key        TEXT PRIMARY KEY,
     count      BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
 
 -- +goose Down
-DROP TABLE rate_limit_counters;
+-- rate_limit_counters is shared with Pasee when both use one database: it stays.
 DROP TABLE kisee_spent_reset_tokens;
 DROP TABLE kisee_tokens;
 DROP TABLE kisee_users;
