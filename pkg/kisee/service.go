@@ -25,10 +25,14 @@ type Metrics struct {
 	LoginsFailed    Counter
 	LoginsLocked    Counter
 	TokensIssued    Counter
+	// UsersRegistered counts self-registrations, PasswordsChanged password
+	// changes through the API (reset token or Basic auth).
+	UsersRegistered  Counter
+	PasswordsChanged Counter
 }
 
 func (m *Metrics) fill() {
-	for _, c := range []*Counter{&m.LoginsSucceeded, &m.LoginsFailed, &m.LoginsLocked, &m.TokensIssued} {
+	for _, c := range []*Counter{&m.LoginsSucceeded, &m.LoginsFailed, &m.LoginsLocked, &m.TokensIssued, &m.UsersRegistered, &m.PasswordsChanged} {
 		if *c == nil {
 			*c = noCounter{}
 		}
@@ -41,12 +45,17 @@ type Service struct {
 	tokens   TokenStore
 	signer   *token.Signer
 	verifier *token.Verifier
-	limiter  Limiter
-	issuer   string
-	ttl      time.Duration
-	now      func() time.Time
-	logger   *slog.Logger
-	metrics  Metrics
+	// resetVerifier accepts password-reset tokens only.
+	resetVerifier *token.Verifier
+	limiter       Limiter
+	issuer        string
+	ttl           time.Duration
+	now           func() time.Time
+	logger        *slog.Logger
+	metrics       Metrics
+	registration  bool
+	passwords     *PasswordPolicy
+	recovery      RecoveryConfig
 }
 
 // Config is what a Service is built from.
@@ -63,6 +72,13 @@ type Config struct {
 	Now          func() time.Time
 	Logger       *slog.Logger
 	Metrics      Metrics
+	// Registration opens self-registration (POST /users/), for backends
+	// that can register users.
+	Registration bool
+	// Passwords judges new passwords; nil: NewPasswordPolicy().
+	Passwords *PasswordPolicy
+	// Recovery enables password recovery by email.
+	Recovery RecoveryConfig
 }
 
 // NewService returns a Service.
@@ -76,6 +92,12 @@ func NewService(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Passwords == nil {
+		cfg.Passwords = NewPasswordPolicy()
+	}
+	if cfg.Recovery.TTL == 0 {
+		cfg.Recovery.TTL = DefaultResetTTL
+	}
 	cfg.Metrics.fill()
 	return &Service{
 		backend: cfg.Backend,
@@ -83,12 +105,17 @@ func NewService(cfg Config) *Service {
 		signer:  token.NewSigner(cfg.Keys.Current, token.WithLegacyES256K(cfg.LegacyES256K)),
 		verifier: token.NewVerifier(cfg.Keys.KeySet(), token.WithIssuer(cfg.Issuer), token.WithTypes(token.TypeJWT),
 			token.AcceptLegacyES256K(cfg.LegacyES256K), token.WithClock(cfg.Now)),
-		limiter: cfg.Limiter,
-		issuer:  cfg.Issuer,
-		ttl:     cfg.TTL,
-		now:     cfg.Now,
-		logger:  cfg.Logger,
-		metrics: cfg.Metrics,
+		resetVerifier: token.NewVerifier(cfg.Keys.KeySet(), token.WithIssuer(cfg.Issuer), token.WithTypes(token.TypeReset),
+			token.AcceptLegacyES256K(cfg.LegacyES256K), token.WithClock(cfg.Now)),
+		limiter:      cfg.Limiter,
+		issuer:       cfg.Issuer,
+		ttl:          cfg.TTL,
+		now:          cfg.Now,
+		logger:       cfg.Logger,
+		metrics:      cfg.Metrics,
+		registration: cfg.Registration,
+		passwords:    cfg.Passwords,
+		recovery:     cfg.Recovery,
 	}
 }
 

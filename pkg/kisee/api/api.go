@@ -43,6 +43,7 @@ func Register(s *web.Server, svc *kisee.Service, cfg Config) error {
 	s.Route(http.MethodGet, "/jwt/:jti", h.getJWT)
 	s.Route(http.MethodDelete, "/jwt/:jti", h.deleteJWT)
 	s.Route(http.MethodGet, "/jwks.json", h.getJWKS)
+	h.registerAccountRoutes(s)
 	s.Route(http.MethodGet, "/health", s.HealthHandler(cfg.Version, svc.Health))
 	s.Route(http.MethodGet, "/metrics", s.Metrics.Handler())
 	return nil
@@ -59,7 +60,7 @@ func (h *Handler) home() web.Home {
 		}},
 		Resources: map[string]web.Resource{
 			"jwt":                 {Href: h.url("/jwt/"), Hints: web.Hints{Allow: []string{"GET", "POST"}, Formats: json}},
-			"users":               {Href: h.url("/users/"), Hints: web.Hints{Allow: []string{"POST"}, Formats: json}},
+			"users":               {Href: h.url("/users/"), Hints: web.Hints{Allow: []string{"GET", "POST"}, Formats: json}},
 			"password_recoveries": {Href: h.url("/password_recoveries/"), Hints: web.Hints{Allow: []string{"GET", "POST"}, Formats: json}},
 			"jwks":                {Href: h.url("/jwks.json"), Hints: web.Hints{Allow: []string{"GET"}, Formats: json}},
 		},

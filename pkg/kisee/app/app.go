@@ -106,7 +106,14 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 
 	logins := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kisee", Name: "logins_total", Help: "Password checks, by result."}, []string{"result"})
 	issued := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "tokens_issued_total", Help: "Identity tokens issued."})
-	reg.MustRegister(logins, issued)
+	registered := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "users_registered_total", Help: "Users created by self-registration."})
+	changed := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "password_changes_total", Help: "Passwords changed through the API (reset token or Basic auth)."})
+	reg.MustRegister(logins, issued, registered, changed)
+	recovery, err := a.recovery(backend, reg)
+	if err != nil {
+		return nil, err
+	}
+	a.registrationCheck(backend)
 
 	a.Service = kisee.NewService(kisee.Config{
 		Backend:      backend,
@@ -117,11 +124,15 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		TTL:          cfg.JWT.TTL.D(),
 		Logger:       a.Logger,
 		Metrics: kisee.Metrics{
-			LoginsSucceeded: logins.WithLabelValues("success"),
-			LoginsFailed:    logins.WithLabelValues("failure"),
-			LoginsLocked:    logins.WithLabelValues("locked"),
-			TokensIssued:    issued,
+			LoginsSucceeded:  logins.WithLabelValues("success"),
+			LoginsFailed:     logins.WithLabelValues("failure"),
+			LoginsLocked:     logins.WithLabelValues("locked"),
+			TokensIssued:     issued,
+			UsersRegistered:  registered,
+			PasswordsChanged: changed,
 		},
+		Registration: cfg.Registration.Enabled,
+		Recovery:     recovery,
 	})
 	a.Server, err = web.New(web.Config{
 		Name: "kisee", Version: o.Version, Logger: a.Logger, Registry: reg,

@@ -178,7 +178,7 @@ func (c *command) useradd(ctx context.Context, args []string) error {
 	if len(names) != 1 {
 		return errors.New("usage: kisee useradd NAME [--email E] [--superuser] [--password-stdin]")
 	}
-	if err := ValidateUsername(names[0]); err != nil {
+	if err := kisee.ValidateUsername(names[0]); err != nil {
 		return err
 	}
 	_, b, _, closeDB, err := c.sqlBackend(ctx)
@@ -290,20 +290,6 @@ func (c *command) keygen(args []string) error {
 	}
 	_, err = c.io.Out.Write(priv)
 	return err
-}
-
-// ValidateUsername checks a username given to useradd or registration:
-// 1 to 150 characters, letters, digits and . _ @ + - (Django's rule).
-func ValidateUsername(name string) error {
-	if name == "" || len(name) > 150 {
-		return errors.New("a username has 1 to 150 characters")
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@+-", r)) {
-			return fmt.Errorf("username %q: only letters, digits and . _ @ + - are allowed", name)
-		}
-	}
-	return nil
 }
 
 var timeNow = time.Now

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kisee-pasee/suite/pkg/kisee"
+	"github.com/kisee-pasee/suite/pkg/kisee/mail"
 	"github.com/kisee-pasee/suite/pkg/settings"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
@@ -60,15 +62,26 @@ type JWTSettings struct {
 	LegacyES256K       bool              `toml:"legacy_es256k"`
 }
 
-// EmailSettings is the [email] table (password recovery).
+// EmailSettings is the [email] table (password recovery). Email is on when
+// host is set; see mail.go for the defaults and checks.
 type EmailSettings struct {
-	Host          string `toml:"host"`
-	Port          int    `toml:"port"`
-	Sender        string `toml:"sender"`
-	Security      string `toml:"security"`
-	Username      string `toml:"username"`
-	Password      string `toml:"password"`
-	PasswordFile  string `toml:"password_file"`
+	Host         string `toml:"host"`
+	Port         int    `toml:"port"`
+	Sender       string `toml:"sender"`
+	Security     string `toml:"security"`
+	Username     string `toml:"username"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	// CAFile is a PEM bundle of the roots that verify the SMTP server's
+	// certificate, instead of the system's.
+	CAFile  string            `toml:"ca_file"`
+	Timeout settings.Duration `toml:"timeout"` // connection and each command; default 10 s
+	// Attempts per email (default 5), the first retry after RetryDelay
+	// (default 4 s), doubled each time, with jitter; QueueSize emails may
+	// wait (default 256), beyond which they are dropped.
+	Attempts      int               `toml:"attempts"`
+	RetryDelay    settings.Duration `toml:"retry_delay"`
+	QueueSize     int               `toml:"queue_size"`
 	PasswordReset struct {
 		Subject string            `toml:"subject"`
 		Body    string            `toml:"body"`
@@ -99,6 +112,12 @@ type Config struct {
 	// KeyFile is where a generated key is kept ("" when the key is inline).
 	KeyFile      string
 	KeyGenerated bool
+	// Mail is the SMTP server of [email], nil when email is off.
+	Mail *mail.Config
+	// MailQueue tunes the outgoing queue (without logger and metrics).
+	MailQueue mail.QueueConfig
+	// ResetEmail is [email.password_reset], parsed.
+	ResetEmail *kisee.ResetEmail
 }
 
 // SearchPaths are where `kisee` looks for settings.toml when no --settings
@@ -201,6 +220,9 @@ func (cfg *Config) defaults() error {
 	}
 	if s.JWT.TTL == 0 {
 		s.JWT.TTL = settings.Duration(3600e9)
+	}
+	if err := cfg.emailDefaults(); err != nil {
+		return err
 	}
 	switch s.Log.Format {
 	case "", "text", "json":

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kisee-pasee/suite/pkg/kisee"
 	"github.com/kisee-pasee/suite/pkg/kisee/app"
 	"github.com/kisee-pasee/suite/pkg/kisee/backend/backendtest"
 	"github.com/kisee-pasee/suite/pkg/settings"
@@ -95,4 +96,25 @@ func Start(t testing.TB, extra string) *Server {
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); a.Close() })
 	return &Server{URL: url, App: a, Key: cfg.Keys.Current, logs: logs}
+}
+
+// SQLBackend is the [identity_backend] of Kisee's own sql backend, which
+// has every capability: registration, password recovery, password change.
+const SQLBackend = "[identity_backend]\nclass = \"sql\"\n"
+
+// StartSQL is Start with the sql backend (in the test's SQLite file),
+// holding the users of backendtest.Users besides root.
+func StartSQL(t testing.TB, extra string) *Server {
+	t.Helper()
+	s := Start(t, SQLBackend+extra)
+	r, ok := s.App.Service.Backend().(kisee.Registerer)
+	if !ok {
+		t.Fatal("kiseetest: the sql backend cannot register users")
+	}
+	for _, u := range backendtest.Users {
+		if _, err := r.Register(context.Background(), kisee.NewUser{Username: u.Username, Email: u.Email, Password: u.Password}); err != nil {
+			t.Fatalf("kiseetest: register %s: %v", u.Username, err)
+		}
+	}
+	return s
 }
