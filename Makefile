@@ -12,13 +12,16 @@ all: build
 
 ## build: compile kisee and pasee into bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/kisee
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/kisee ./cmd/pasee
 
-## run: start the suite on embedded defaults (SQLite, generated keys) in .run/
+## run: start Kisee and Pasee on embedded defaults (SQLite, generated keys) in .run/
+##      kisee-root (Kisee's demo root) is made staff of Pasee. Ctrl-C stops both.
 run: build
 	@mkdir -p $(RUN_DIR)
-	@echo "Starting Kisee on http://127.0.0.1:8140 (state in $(RUN_DIR)/). Ctrl-C stops it."
-	cd $(RUN_DIR) && exec ../$(BIN)/kisee
+	@cd $(RUN_DIR) && ../$(BIN)/pasee append --groups staff kisee-root >/dev/null
+	@echo "Kisee: http://127.0.0.1:8140   Pasee: http://127.0.0.1:8150   (state in $(RUN_DIR)/; Ctrl-C stops both)"
+	@cd $(RUN_DIR) && { ../$(BIN)/kisee & k=$$!; ../$(BIN)/pasee & p=$$!; \
+	  trap 'kill $$k $$p 2>/dev/null; wait $$k $$p; exit 0' INT TERM; wait $$k $$p; }
 
 ## test: what CI runs — formatting, vet, staticcheck, then every test with the race detector
 test: fmt-check vet lint unit

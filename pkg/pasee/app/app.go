@@ -1,0 +1,168 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kisee-pasee/suite/pkg/pasee"
+	"github.com/kisee-pasee/suite/pkg/pasee/api"
+	kiseeprovider "github.com/kisee-pasee/suite/pkg/pasee/provider/kisee"
+	paseeprovider "github.com/kisee-pasee/suite/pkg/pasee/provider/pasee"
+	"github.com/kisee-pasee/suite/pkg/pasee/store"
+	"github.com/kisee-pasee/suite/pkg/ratelimit"
+	"github.com/kisee-pasee/suite/pkg/sqldb"
+	"github.com/kisee-pasee/suite/pkg/web"
+)
+
+// Options are choices made on the command line, not in settings.
+type Options struct {
+	Version   string
+	NoMigrate bool
+	Logger    *slog.Logger
+}
+
+// App is a wired Pasee, ready to serve.
+type App struct {
+	Config  *Config
+	Service *pasee.Service
+	Server  *web.Server
+	Store   pasee.Store
+	Logger  *slog.Logger
+}
+
+// OpenStore opens (and unless told otherwise migrates) the store at url.
+func OpenStore(ctx context.Context, url string, migrate bool, logger *slog.Logger) (pasee.Store, error) {
+	return store.Open(ctx, url, logger, migrate)
+}
+
+// Providers builds the identity providers of the settings.
+func (cfg *Config) Providers() ([]pasee.Provider, error) {
+	var out []pasee.Provider
+	for i, ps := range cfg.IdentityProviders {
+		key := fmt.Sprintf("identity_providers[%d].settings", i)
+		var p pasee.Provider
+		var err error
+		switch ps.Protocol {
+		case "kisee":
+			var o kiseeprovider.Options
+			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
+				return nil, err
+			}
+			p, err = kiseeprovider.New(ps.Name, ps.Endpoint, o)
+		case "pasee":
+			var o paseeprovider.Options
+			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
+				return nil, err
+			}
+			p, err = paseeprovider.New(ps.Name, ps.Endpoint, o)
+		default:
+			return nil, cfg.Source.Errorf(fmt.Sprintf("identity_providers[%d].protocol", i), "protocol %q is not available in this build", ps.Protocol)
+		}
+		if err != nil {
+			return nil, cfg.Source.Errorf(key, "%v", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// New opens the store, builds the providers and wires the service and API.
+func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
+	a := &App{Config: cfg, Logger: o.Logger}
+	if a.Logger == nil {
+		a.Logger = slog.Default()
+	}
+	providers, err := cfg.Providers()
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, cfg.Storage.URL, !o.NoMigrate, a.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("storage.url %s: %w", sqldb.Scrub(cfg.Storage.URL), err)
+	}
+	a.Store = st
+	ok := false
+	defer func() {
+		if !ok {
+			st.Close()
+		}
+	}()
+	limiter, err := a.limiter()
+	if err != nil {
+		return nil, err
+	}
+	grace := cfg.JWT.RefreshReuseGrace.Or(5 * time.Second)
+	if cfg.Source.Has("jwt.refresh_reuse_grace") {
+		grace = cfg.JWT.RefreshReuseGrace.D() // "0s" turns the grace window off
+	}
+	a.Service = pasee.NewService(pasee.Config{
+		Store: st, Providers: providers, Keys: cfg.Keys, LegacyES256K: cfg.JWT.LegacyES256K,
+		Issuer: cfg.JWT.Iss, Audience: cfg.JWT.Audience,
+		AccessTTL: cfg.JWT.AccessTTL.Or(15 * time.Minute), RefreshTTL: cfg.JWT.RefreshTTL.Or(720 * time.Hour),
+		ReuseGrace: grace, Limiter: limiter,
+		Registration: cfg.Registration(), Logger: a.Logger,
+	})
+	reg := prometheus.NewRegistry()
+	a.Server, err = web.New(web.Config{
+		Name: "pasee", Version: o.Version, Logger: a.Logger, Registry: reg,
+		CORS:           web.CORSConfig{AllowedOrigins: cfg.CORS.AllowedOrigins, AllowCredentials: cfg.CORS.AllowCredentials},
+		TrustedProxies: cfg.TrustedProxies,
+	})
+	if err != nil {
+		return nil, cfg.Source.Errorf("cors", "%v", err)
+	}
+	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// limiter builds the brute-force protection of [rate_limit].
+func (a *App) limiter() (pasee.Limiter, error) {
+	rl := a.Config.RateLimit
+	if rl.Store == "sql" {
+		return nil, a.Config.Source.Errorf("rate_limit.store", "the sql rate-limit store is not available for Pasee yet; use memory or redis://")
+	}
+	store, err := ratelimit.Open(rl.Store, nil, "")
+	if err != nil {
+		return nil, a.Config.Source.Errorf("rate_limit.store", "%v", err)
+	}
+	p := ratelimit.DefaultPolicy()
+	if rl.MaxFailures > 0 {
+		p.MaxFailures = rl.MaxFailures
+	}
+	if rl.Window > 0 {
+		p.Window = rl.Window.D()
+	}
+	return ratelimit.New(store, p), nil
+}
+
+// Addr is the address the settings ask to listen on.
+func (a *App) Addr() string {
+	return net.JoinHostPort(a.Config.Host, strconv.Itoa(a.Config.Port))
+}
+
+// Run serves on ln until ctx is done, then drains in-flight requests.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	names := make([]string, 0, len(a.Config.IdentityProviders))
+	for _, p := range a.Config.IdentityProviders {
+		names = append(names, p.Name+" ("+p.Protocol+")")
+	}
+	a.Logger.Info("pasee listening", "addr", ln.Addr().String(), "public_url", a.Config.Hostname,
+		"providers", names, "kid", a.Config.Keys.Current.KeyID(), "alg", a.Config.Keys.Current.Algorithm())
+	return a.Server.Serve(ctx, ln, 20*time.Second)
+}
+
+// Close releases the store.
+func (a *App) Close() {
+	if a.Store != nil {
+		_ = a.Store.Close()
+	}
+}
