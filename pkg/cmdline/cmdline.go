@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/kisee-pasee/suite/pkg/token"
 )
 
 // ExtractFlag removes every occurrence of one of names ("--settings",
@@ -122,4 +124,29 @@ func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+}
+
+// Keygen prints a fresh private key in PEM, for `kisee keygen` and
+// `pasee keygen` [--alg ES256|ES384|ES256K|EdDSA|RS256].
+func Keygen(args []string, out, errOut io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	alg := fs.String("alg", "ES256", "algorithm: ES256, ES384, ES256K, EdDSA or RS256")
+	if _, err := Parse(fs, args); err != nil {
+		return err
+	}
+	a, err := token.ParseAlgorithm(*alg)
+	if err != nil {
+		return err
+	}
+	k, err := token.GenerateKey(a)
+	if err != nil {
+		return err
+	}
+	priv, err := k.MarshalPEM()
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(priv)
+	return err
 }

@@ -85,3 +85,18 @@ type ProviderLockedError struct{ RetryAfter time.Duration }
 func (e *ProviderLockedError) Error() string {
 	return fmt.Sprintf("identity provider locked the account; retry in %s", e.RetryAfter)
 }
+
+type clientAddrKey struct{}
+
+// WithClientAddr records the address of the client a login is made for,
+// so that a provider can pass it upstream (X-Forwarded-For): the
+// upstream's brute-force protection then counts the real client, not Pasee.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+// ClientAddr returns the address recorded by WithClientAddr, or "".
+func ClientAddr(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddrKey{}).(string)
+	return a
+}

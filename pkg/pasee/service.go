@@ -171,7 +171,7 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 			}
 		}
 	}
-	id, err := pl.Login(ctx, login, password)
+	id, err := pl.Login(WithClientAddr(ctx, addr), login, password)
 	if s.limiter != nil {
 		var lerr error
 		switch {

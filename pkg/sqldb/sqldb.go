@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -139,7 +140,21 @@ func OpenPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return stdlib.OpenDBFromPool(pool), nil
+	// Closing a *sql.DB made by stdlib.OpenDBFromPool leaves the pool open;
+	// database/sql closes a connector that is an io.Closer, so wrap it.
+	return sql.OpenDB(poolConnector{Connector: stdlib.GetPoolConnector(pool), pool: pool}), nil
+}
+
+// poolConnector closes its pgx pool when the *sql.DB is closed.
+type poolConnector struct {
+	driver.Connector
+	pool *pgxpool.Pool
+}
+
+// Close implements io.Closer.
+func (c poolConnector) Close() error {
+	c.pool.Close()
+	return nil
 }
 
 // Open opens t with database/sql.

@@ -17,10 +17,16 @@ import (
 	"github.com/kisee-pasee/suite/pkg/kisee"
 	"github.com/kisee-pasee/suite/pkg/kisee/api"
 	"github.com/kisee-pasee/suite/pkg/kisee/backend/demo"
+	"github.com/kisee-pasee/suite/pkg/kisee/backend/htpasswd"
+	"github.com/kisee-pasee/suite/pkg/kisee/backend/ldap"
+	"github.com/kisee-pasee/suite/pkg/kisee/backend/remote"
 	sqlbackend "github.com/kisee-pasee/suite/pkg/kisee/backend/sql"
+	"github.com/kisee-pasee/suite/pkg/kisee/backend/sqlquery"
 	"github.com/kisee-pasee/suite/pkg/kisee/backend/static"
 	"github.com/kisee-pasee/suite/pkg/kisee/tokenstore"
 	"github.com/kisee-pasee/suite/pkg/password"
+	"github.com/kisee-pasee/suite/pkg/ratelimit"
+	"github.com/kisee-pasee/suite/pkg/settings"
 	"github.com/kisee-pasee/suite/pkg/sqldb"
 	"github.com/kisee-pasee/suite/pkg/web"
 )
@@ -44,25 +50,14 @@ type App struct {
 	tokens  kisee.TokenStore
 }
 
-// NewLogger returns the logger the settings ask for, writing to w.
-func NewLogger(s LogSettings, debug bool, w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	switch s.Level {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
+// NewLogger returns the logger the settings ask for, writing to w. The
+// original settings' [server] debug = true means level debug.
+func NewLogger(s settings.Log, debug bool, w io.Writer) *slog.Logger {
+	level := s.Level
+	if debug && level == "" {
+		level = "debug"
 	}
-	if debug && s.Level == "" {
-		level = slog.LevelDebug
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if s.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)).With("service", "kisee")
-	}
-	return slog.New(slog.NewTextHandler(w, opts)).With("service", "kisee")
+	return web.NewLogger("kisee", s.Format, level, w)
 }
 
 // New opens the backend and the token store and wires the service and API.
@@ -103,6 +98,14 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	}
 	reg.MustRegister(collectors.NewDBStatsCollector(storeDB, "kisee"))
 	a.tokens = tokenstore.New(storeDB)
+	storeTarget, _ := sqldb.ParseURL(storeURL)
+	limiter, limiterCloser, err := ratelimit.FromSettings(cfg.RateLimit, storeDB, string(storeTarget.Dialect))
+	if err != nil {
+		return nil, cfg.Source.Errorf("rate_limit.store", "%v", err)
+	}
+	if limiterCloser != nil {
+		a.closers = append(a.closers, limiterCloser)
+	}
 
 	logins := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kisee", Name: "logins_total", Help: "Password checks, by result."}, []string{"result"})
 	issued := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "tokens_issued_total", Help: "Identity tokens issued."})
@@ -131,6 +134,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 			UsersRegistered:  registered,
 			PasswordsChanged: changed,
 		},
+		Limiter:      limiter,
 		Registration: cfg.Registration.Enabled,
 		Recovery:     recovery,
 	})
@@ -199,7 +203,44 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 		}
 		return b, nil, "", nil
 	}
-	return nil, nil, "", src.Errorf("identity_backend.class", "backend %q is not available in this build", cfg.Backend)
+	var b kisee.Backend
+	var err error
+	switch cfg.Backend {
+	case "htpasswd":
+		var opts htpasswd.Options
+		if err := src.DecodeSection(key, raw, &opts); err != nil {
+			return nil, nil, "", err
+		}
+		b, err = htpasswd.Open(ctx, opts, hasher, a.Logger)
+	case "sql-query":
+		// Someone else's database: never a home for Kisee's own tables.
+		var opts sqlquery.Options
+		if err := src.DecodeSection(key, raw, &opts); err != nil {
+			return nil, nil, "", err
+		}
+		b, err = sqlquery.Open(ctx, opts, hasher, a.Logger)
+	case "ldap":
+		var opts ldap.Options
+		if err := src.DecodeSection(key, raw, &opts); err != nil {
+			return nil, nil, "", err
+		}
+		b, err = ldap.Open(ctx, opts, a.Logger)
+	case "remote":
+		var opts remote.Options
+		if err := src.DecodeSection(key, raw, &opts); err != nil {
+			return nil, nil, "", err
+		}
+		b, err = remote.New(opts)
+	default:
+		return nil, nil, "", src.Errorf("identity_backend.class", "backend %q is not available in this build", cfg.Backend)
+	}
+	if err != nil {
+		return nil, nil, "", src.Errorf(key, "%v", err)
+	}
+	if c, ok := b.(io.Closer); ok {
+		a.closers = append(a.closers, c)
+	}
+	return b, nil, "", nil
 }
 
 // openDB opens and migrates the database at url; key locates errors.

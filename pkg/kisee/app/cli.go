@@ -16,7 +16,6 @@ import (
 	"github.com/kisee-pasee/suite/pkg/kisee/tokenstore"
 	"github.com/kisee-pasee/suite/pkg/password"
 	"github.com/kisee-pasee/suite/pkg/sqldb"
-	"github.com/kisee-pasee/suite/pkg/token"
 )
 
 // Stdio are the streams of a command.
@@ -231,7 +230,7 @@ func (c *command) passwd(ctx context.Context, args []string) error {
 	if err := b.SetPassword(ctx, names[0], pw); err != nil {
 		return err
 	}
-	if err := tokens.RevokeSubject(ctx, names[0], timeNow()); err != nil {
+	if err := tokens.RevokeSubject(ctx, names[0], time.Now()); err != nil {
 		return fmt.Errorf("password changed, but its tokens could not be revoked: %w", err)
 	}
 	fmt.Fprintf(c.io.Out, "password of %s changed; its tokens are revoked\n", names[0])
@@ -270,26 +269,5 @@ func (c *command) migrate(ctx context.Context) error {
 }
 
 func (c *command) keygen(args []string) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
-	alg := fs.String("alg", "ES256", "algorithm: ES256, ES384, ES256K, EdDSA or RS256")
-	if _, err := cmdline.Parse(fs, args); err != nil {
-		return err
-	}
-	a, err := token.ParseAlgorithm(*alg)
-	if err != nil {
-		return err
-	}
-	k, err := token.GenerateKey(a)
-	if err != nil {
-		return err
-	}
-	priv, err := k.MarshalPEM()
-	if err != nil {
-		return err
-	}
-	_, err = c.io.Out.Write(priv)
-	return err
+	return cmdline.Keygen(args, c.io.Out, c.io.Err)
 }
-
-var timeNow = time.Now

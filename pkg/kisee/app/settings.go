@@ -5,7 +5,6 @@
 package app
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -41,25 +40,20 @@ type Settings struct {
 	Registration struct {
 		Enabled bool `toml:"enabled"`
 	} `toml:"registration"`
-	RateLimit RateLimitSettings `toml:"rate_limit"`
+	RateLimit settings.RateLimit `toml:"rate_limit"`
 	CORS      struct {
 		AllowedOrigins   []string `toml:"allowed_origins"`
 		AllowCredentials bool     `toml:"allow_credentials"`
 	} `toml:"cors"`
-	Log LogSettings `toml:"log"`
+	Log settings.Log `toml:"log"`
 }
 
 // JWTSettings is the [jwt] table.
 type JWTSettings struct {
-	Iss                string            `toml:"iss"`
-	TTL                settings.Duration `toml:"ttl"`
-	PrivateKey         string            `toml:"private_key"`
-	PrivateKeyFile     string            `toml:"private_key_file"`
-	PublicKey          string            `toml:"public_key"`
-	PublicKeyFile      string            `toml:"public_key_file"`
-	PreviousPublicKeys []string          `toml:"previous_public_keys"`
-	NextPublicKeys     []string          `toml:"next_public_keys"`
-	LegacyES256K       bool              `toml:"legacy_es256k"`
+	Iss          string            `toml:"iss"`
+	TTL          settings.Duration `toml:"ttl"`
+	LegacyES256K bool              `toml:"legacy_es256k"`
+	settings.Keys
 }
 
 // EmailSettings is the [email] table (password recovery). Email is on when
@@ -88,19 +82,6 @@ type EmailSettings struct {
 		URL     string            `toml:"url"`
 		TTL     settings.Duration `toml:"ttl"`
 	} `toml:"password_reset"`
-}
-
-// RateLimitSettings is the [rate_limit] table.
-type RateLimitSettings struct {
-	MaxFailures int               `toml:"max_failures"`
-	Window      settings.Duration `toml:"window"`
-	Store       string            `toml:"store"`
-}
-
-// LogSettings is the [log] table.
-type LogSettings struct {
-	Format string `toml:"format"` // "text" (default) or "json"
-	Level  string `toml:"level"`  // "debug", "info" (default), "warn", "error"
 }
 
 // Config is loaded, checked settings, with the file they came from.
@@ -224,15 +205,8 @@ func (cfg *Config) defaults() error {
 	if err := cfg.emailDefaults(); err != nil {
 		return err
 	}
-	switch s.Log.Format {
-	case "", "text", "json":
-	default:
-		return src.Errorf("log.format", "must be \"text\" or \"json\", not %q", s.Log.Format)
-	}
-	switch s.Log.Level {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return src.Errorf("log.level", "must be debug, info, warn or error, not %q", s.Log.Level)
+	if err := src.CheckLog("log", s.Log); err != nil {
+		return err
 	}
 	return nil
 }
@@ -248,52 +222,14 @@ func (cfg *Config) StorageURL(backendURL string) string {
 	return "sqlite:kisee.db"
 }
 
-// loadKeys reads the signing key: inline, from private_key_file (created
-// when missing), or — with no settings file — generated next to the
-// default database.
+// loadKeys reads the signing key and the published rotation keys.
 func (cfg *Config) loadKeys() error {
-	j, src := &cfg.JWT, cfg.Source
 	var err error
-	switch {
-	case j.PrivateKey != "":
-		if cfg.Keys.Current, err = token.ParsePrivateKeyPEM([]byte(j.PrivateKey)); err != nil {
-			return src.Errorf("jwt.private_key", "%v", err)
-		}
-	case src.File != settings.DefaultsName:
-		// private_key_file, when given, was read into private_key already.
-		return src.Errorf("jwt.private_key", "missing signing key: set private_key (PEM) or private_key_file; `kisee quickstart` writes settings with a fresh key, `kisee keygen` prints one")
-	default:
-		// Embedded defaults: a key generated once and kept next to the database.
-		key, created, err := token.LoadOrCreateKeyFile(DefaultKeyFile)
-		if err != nil {
-			return src.Errorf("jwt.private_key_file", "%v", err)
-		}
-		cfg.Keys.Current, cfg.KeyFile, cfg.KeyGenerated = key, DefaultKeyFile, created
+	cfg.Keys, cfg.KeyGenerated, err = cfg.Source.KeyRing("jwt", cfg.JWT.Keys, DefaultKeyFile, "kisee")
+	if cfg.KeyGenerated || (err == nil && cfg.Source.File == settings.DefaultsName && cfg.JWT.PrivateKey == "") {
+		cfg.KeyFile = DefaultKeyFile
 	}
-	if j.PublicKey != "" {
-		pub, err := token.ParsePublicKeyPEM([]byte(j.PublicKey))
-		if err != nil {
-			return src.Errorf("jwt.public_key", "%v", err)
-		}
-		if !pub.Equal(cfg.Keys.Current.Public()) {
-			return src.Errorf("jwt.public_key", "does not match private_key (it may be left out: it is derived from the private key)")
-		}
-	}
-	for i, p := range j.PreviousPublicKeys {
-		k, err := token.ParsePublicKeyPEM([]byte(p))
-		if err != nil {
-			return src.Errorf(fmt.Sprintf("jwt.previous_public_keys[%d]", i), "%v", err)
-		}
-		cfg.Keys.Previous = append(cfg.Keys.Previous, k)
-	}
-	for i, p := range j.NextPublicKeys {
-		k, err := token.ParsePublicKeyPEM([]byte(p))
-		if err != nil {
-			return src.Errorf(fmt.Sprintf("jwt.next_public_keys[%d]", i), "%v", err)
-		}
-		cfg.Keys.Next = append(cfg.Keys.Next, k)
-	}
-	return nil
+	return err
 }
 
 // DefaultKeyFile is where Kisee keeps its generated key when it runs

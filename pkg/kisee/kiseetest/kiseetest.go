@@ -61,7 +61,12 @@ func Start(t testing.TB, extra string) *Server {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
-	doc := fmt.Sprintf("[server]\nhostname = %q\n", url)
+	doc := ""
+	if strings.Contains(extra, "[server]") {
+		extra = strings.Replace(extra, "[server]", fmt.Sprintf("[server]\nhostname = %q", url), 1)
+	} else {
+		doc = fmt.Sprintf("[server]\nhostname = %q\n", url)
+	}
 	if !strings.Contains(extra, "[storage]") {
 		doc += fmt.Sprintf("[storage]\nurl = %q\n", "sqlite:"+filepath.Join(t.TempDir(), "kisee.db"))
 	}

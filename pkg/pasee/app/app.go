@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -34,6 +36,7 @@ type App struct {
 	Server  *web.Server
 	Store   pasee.Store
 	Logger  *slog.Logger
+	closers []io.Closer
 }
 
 // OpenStore opens (and unless told otherwise migrates) the store at url.
@@ -90,10 +93,10 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			st.Close()
+			a.Close()
 		}
 	}()
-	limiter, err := a.limiter()
+	limiter, err := a.limiter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -124,24 +127,31 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	return a, nil
 }
 
-// limiter builds the brute-force protection of [rate_limit].
-func (a *App) limiter() (pasee.Limiter, error) {
+// limiter builds the brute-force protection of [rate_limit]; store "sql"
+// keeps the counters in the storage database.
+func (a *App) limiter(ctx context.Context) (pasee.Limiter, error) {
 	rl := a.Config.RateLimit
+	var db *sql.DB
+	var dialect string
 	if rl.Store == "sql" {
-		return nil, a.Config.Source.Errorf("rate_limit.store", "the sql rate-limit store is not available for Pasee yet; use memory or redis://")
+		target, err := sqldb.ParseURL(a.Config.Storage.URL)
+		if err != nil {
+			return nil, a.Config.Source.Errorf("storage.url", "%v", err)
+		}
+		if db, err = sqldb.Open(ctx, target); err != nil {
+			return nil, fmt.Errorf("rate_limit.store: %w", err)
+		}
+		a.closers = append(a.closers, db)
+		dialect = string(target.Dialect)
 	}
-	store, err := ratelimit.Open(rl.Store, nil, "")
+	l, closer, err := ratelimit.FromSettings(rl, db, dialect)
 	if err != nil {
 		return nil, a.Config.Source.Errorf("rate_limit.store", "%v", err)
 	}
-	p := ratelimit.DefaultPolicy()
-	if rl.MaxFailures > 0 {
-		p.MaxFailures = rl.MaxFailures
+	if closer != nil {
+		a.closers = append(a.closers, closer)
 	}
-	if rl.Window > 0 {
-		p.Window = rl.Window.D()
-	}
-	return ratelimit.New(store, p), nil
+	return l, nil
 }
 
 // Addr is the address the settings ask to listen on.
@@ -160,8 +170,12 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	return a.Server.Serve(ctx, ln, 20*time.Second)
 }
 
-// Close releases the store.
+// Close releases the store and the rate-limit store.
 func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i].Close()
+	}
+	a.closers = nil
 	if a.Store != nil {
 		_ = a.Store.Close()
 	}

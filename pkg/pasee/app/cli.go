@@ -13,7 +13,6 @@ import (
 	"github.com/kisee-pasee/suite/pkg/cmdline"
 	"github.com/kisee-pasee/suite/pkg/pasee"
 	"github.com/kisee-pasee/suite/pkg/settings"
-	"github.com/kisee-pasee/suite/pkg/token"
 	"github.com/kisee-pasee/suite/pkg/web"
 )
 
@@ -269,24 +268,5 @@ func (c *command) migrate(ctx context.Context) error {
 }
 
 func (c *command) keygen(args []string) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
-	alg := fs.String("alg", "ES256", "algorithm: ES256, ES384, ES256K, EdDSA or RS256")
-	if _, err := cmdline.Parse(fs, args); err != nil {
-		return err
-	}
-	a, err := token.ParseAlgorithm(*alg)
-	if err != nil {
-		return err
-	}
-	k, err := token.GenerateKey(a)
-	if err != nil {
-		return err
-	}
-	priv, err := k.MarshalPEM()
-	if err != nil {
-		return err
-	}
-	_, err = c.io.Out.Write(priv)
-	return err
+	return cmdline.Keygen(args, c.io.Out, c.io.Err)
 }

@@ -212,6 +212,10 @@ func (c *Client) Post(ctx context.Context, href string, body []byte, contentType
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
+	if addr := pasee.ClientAddr(ctx); addr != "" {
+		// Believed by the upstream only if it lists Pasee in trusted_proxies.
+		req.Header.Set("X-Forwarded-For", addr)
+	}
 	return c.do(req)
 }
 
