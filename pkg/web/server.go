@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -35,8 +36,11 @@ type Config struct {
 	// TrustedProxies are the addresses or CIDR ranges whose X-Forwarded-For
 	// is believed when finding the client address. Empty: none is.
 	TrustedProxies []string
-	// ReportError is called with every 5xx error (for Sentry); may be nil.
+	// ReportError is called with every 5xx error; may be nil.
 	ReportError func(c echo.Context, err error)
+	// SentryDSN, when set (or when the SENTRY_DSN environment variable is),
+	// reports panics and 5xx errors to Sentry.
+	SentryDSN string
 }
 
 // CORSConfig lists the origins allowed to call the API from a browser.
@@ -50,6 +54,7 @@ type Server struct {
 	*echo.Echo
 	Metrics *Metrics
 	logger  *slog.Logger
+	sentry  *Sentry
 }
 
 // New returns a server with request ids, panic recovery, request logs,
@@ -78,7 +83,24 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	e.IPExtractor = extractor
-	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.ReportError)
+	if cfg.SentryDSN == "" {
+		cfg.SentryDSN = os.Getenv("SENTRY_DSN")
+	}
+	reporter, err := NewSentry(cfg.SentryDSN, cfg.Version, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	report := cfg.ReportError
+	if reporter != nil {
+		cfg.Logger.Info("reporting panics and server errors to Sentry")
+		report = func(c echo.Context, err error) {
+			reporter.Report(c, err)
+			if cfg.ReportError != nil {
+				cfg.ReportError(c, err)
+			}
+		}
+	}
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, report)
 	m := newMetrics(cfg.Name, cfg.Registry)
 	e.Use(
 		requestID,
@@ -90,7 +112,7 @@ func New(cfg Config) (*Server, error) {
 		cors(cfg.CORS),
 		bodyLimit(cfg.BodyLimit),
 	)
-	return &Server{Echo: e, Metrics: m, logger: cfg.Logger}, nil
+	return &Server{Echo: e, Metrics: m, logger: cfg.Logger, sentry: reporter}, nil
 }
 
 type discard struct{}
@@ -321,6 +343,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if s.sentry != nil {
+		s.sentry.Flush(5 * time.Second)
 	}
 	return nil
 }
