@@ -242,3 +242,11 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	Do(t, "POST", k.URL+"/jwks.json", "{}").WantProblem(t, 405, "Method not allowed")
 	_ = http.StatusOK
 }
+
+func TestServesOpenAPI(t *testing.T) {
+	k := kiseetest.Start(t, "")
+	r := Do(t, "GET", k.URL+"/openapi.yaml", nil).WantStatus(t, 200)
+	if !strings.HasPrefix(string(r.Body), "openapi: 3.1.0") || r.Header.Get("Content-Type") != "application/yaml" {
+		t.Fatalf("GET /openapi.yaml: %s %.40s", r.Header.Get("Content-Type"), r.Body)
+	}
+}

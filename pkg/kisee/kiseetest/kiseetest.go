@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kisee-pasee/suite/docs/openapi"
+	"github.com/kisee-pasee/suite/pkg/internal/openapitest"
 	"github.com/kisee-pasee/suite/pkg/kisee"
 	"github.com/kisee-pasee/suite/pkg/kisee/app"
 	"github.com/kisee-pasee/suite/pkg/kisee/backend/backendtest"
@@ -95,7 +97,12 @@ func Start(t testing.TB, extra string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(a.Server)
+	// Every response of the test server must match the OpenAPI description.
+	v, err := openapitest.New(openapi.Kisee())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(v.Wrap(t, a.Server))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()

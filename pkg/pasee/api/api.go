@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kisee-pasee/suite/docs/openapi"
 	"github.com/kisee-pasee/suite/pkg/pasee"
 	"github.com/kisee-pasee/suite/pkg/token"
 	"github.com/kisee-pasee/suite/pkg/web"
@@ -88,6 +89,10 @@ func Register(s *web.Server, svc *pasee.Service, cfg Config, opts ...Option) err
 	s.Route(http.MethodGet, "/audit/", h.audit)
 	s.Route(http.MethodGet, "/health", s.HealthHandler(cfg.Version, svc.Store().Ping))
 	s.Route(http.MethodGet, "/metrics", s.Metrics.Handler())
+	s.Route(http.MethodGet, "/openapi.yaml", func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=300")
+		return c.Blob(http.StatusOK, "application/yaml", openapi.Pasee())
+	})
 	return nil
 }
 

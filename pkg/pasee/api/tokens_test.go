@@ -269,3 +269,11 @@ func TestGetTokensDescribesProviders(t *testing.T) {
 		t.Fatalf("GET /tokens/: %s", r.Body)
 	}
 }
+
+func TestServesOpenAPI(t *testing.T) {
+	s := start(t, paseetest.SQLite, "")
+	r := Do(t, "GET", s.pasee.URL+"/openapi.yaml", nil).WantStatus(t, 200)
+	if !strings.HasPrefix(string(r.Body), "openapi: 3.1.0") || !strings.Contains(string(r.Body), "Identification Manager") {
+		t.Fatalf("GET /openapi.yaml: %.60s", r.Body)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kisee-pasee/suite/docs/openapi"
+	"github.com/kisee-pasee/suite/pkg/internal/openapitest"
 	"github.com/kisee-pasee/suite/pkg/internal/pgtest"
 	"github.com/kisee-pasee/suite/pkg/pasee/app"
 	"github.com/kisee-pasee/suite/pkg/settings"
@@ -95,7 +97,12 @@ func Start(t testing.TB, store Store, doc string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(a.Server)
+	// Every response of the test server must match the OpenAPI description.
+	v, err := openapitest.New(openapi.Pasee())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(v.Wrap(t, a.Server))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
