@@ -43,6 +43,7 @@ func New(spec []byte) (*Validator, error) {
 	}
 	// JSON-Home is JSON; kin-openapi knows it only under the +json suffix.
 	openapi3filter.RegisterBodyDecoder("application/json-home", openapi3filter.JSONBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 	return &Validator{router: router}, nil
 }
 

@@ -250,3 +250,22 @@ func TestServesOpenAPI(t *testing.T) {
 		t.Fatalf("GET /openapi.yaml: %s %.40s", r.Header.Get("Content-Type"), r.Body)
 	}
 }
+
+func TestStatusPage(t *testing.T) {
+	k := kiseetest.Start(t, "")
+	login(t, k, "alice", alicePassword)
+	Do(t, "POST", k.URL+"/jwt/", `{"username":"alice","password":"nope"}`).WantProblem(t, 403, "Failed identification")
+	r := Do(t, "GET", k.URL+"/status", nil, "Accept", "application/json").WantStatus(t, 200)
+	last, _ := r.JSON["last_hour"].(map[string]any)
+	if r.JSON["healthy"] != true || last["successful logins"] != float64(1) || last["failed logins"] != float64(1) || last["tokens issued"] != float64(1) {
+		t.Fatalf("status %s", r.Body)
+	}
+	keys, _ := r.JSON["keys"].([]any)
+	if len(keys) != 1 || keys[0].(map[string]any)["kid"] != k.Key.KeyID() {
+		t.Fatalf("keys %v", keys)
+	}
+	h := Do(t, "GET", k.URL+"/status", nil, "Accept", "text/html").WantStatus(t, 200)
+	if !strings.Contains(string(h.Body), "Kisee status") || !strings.Contains(h.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("HTML status: %.200s", h.Body)
+	}
+}

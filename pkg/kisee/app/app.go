@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -112,6 +113,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	registered := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "users_registered_total", Help: "Users created by self-registration."})
 	changed := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "password_changes_total", Help: "Passwords changed through the API (reset token or Basic auth)."})
 	reg.MustRegister(logins, issued, registered, changed)
+	hour := struct{ logins, failures, lockouts, tokens *web.RollingCounter }{
+		web.NewRollingCounter(nil), web.NewRollingCounter(nil), web.NewRollingCounter(nil), web.NewRollingCounter(nil),
+	}
 	recovery, err := a.recovery(backend, reg)
 	if err != nil {
 		return nil, err
@@ -127,10 +131,10 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		TTL:          cfg.JWT.TTL.D(),
 		Logger:       a.Logger,
 		Metrics: kisee.Metrics{
-			LoginsSucceeded:  logins.WithLabelValues("success"),
-			LoginsFailed:     logins.WithLabelValues("failure"),
-			LoginsLocked:     logins.WithLabelValues("locked"),
-			TokensIssued:     issued,
+			LoginsSucceeded:  web.Counters{logins.WithLabelValues("success"), hour.logins},
+			LoginsFailed:     web.Counters{logins.WithLabelValues("failure"), hour.failures},
+			LoginsLocked:     web.Counters{logins.WithLabelValues("locked"), hour.lockouts},
+			TokensIssued:     web.Counters{issued, hour.tokens},
 			UsersRegistered:  registered,
 			PasswordsChanged: changed,
 		},
@@ -149,8 +153,38 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Server.Hostname, Version: o.Version, Keys: cfg.Keys}); err != nil {
 		return nil, err
 	}
+	status := &web.StatusPage{
+		Title: "Kisee", Version: o.Version, Started: time.Now(),
+		Checks: []web.StatusCheck{{Name: "token store", Check: a.tokens.Ping}},
+		Keys:   statusKeys(cfg),
+		Counters: []web.StatusCounter{
+			{Name: "successful logins", Counter: hour.logins}, {Name: "failed logins", Counter: hour.failures},
+			{Name: "locked-out attempts", Counter: hour.lockouts}, {Name: "tokens issued", Counter: hour.tokens},
+		},
+	}
+	if h, ok := backend.(kisee.HealthChecker); ok {
+		status.Checks = append(status.Checks, web.StatusCheck{Name: "identity backend (" + cfg.Backend + ")", Check: h.Health})
+	}
+	a.Server.Route(http.MethodGet, "/status", status.Handler())
 	ok = true
 	return a, nil
+}
+
+// statusKeys lists the published keys for the status page, with the file
+// the current key came from (its age is the file's).
+func statusKeys(cfg *Config) []web.StatusKey {
+	file := cfg.JWT.PrivateKeyFile
+	if file == "" {
+		file = cfg.KeyFile
+	}
+	keys := []web.StatusKey{{Key: cfg.Keys.Current.Public(), Role: "current", File: file}}
+	for _, k := range cfg.Keys.Next {
+		keys = append(keys, web.StatusKey{Key: k, Role: "next"})
+	}
+	for _, k := range cfg.Keys.Previous {
+		keys = append(keys, web.StatusKey{Key: k, Role: "previous"})
+	}
+	return keys
 }
 
 // openBackend builds the configured backend. For the sql backend it also
