@@ -44,10 +44,15 @@ type TokenLogin interface {
 // RedirectLogin is a provider a browser is sent to (OAuth2, OIDC).
 type RedirectLogin interface {
 	Provider
-	// AuthCodeURL is where to send the browser, with Pasee's state and
-	// PKCE challenge; callback is Pasee's own URL registered at the provider.
-	AuthCodeURL(state, codeChallenge, nonce, callback string) string
-	// Exchange completes the flow for the code the provider returned.
+	// AuthCodeURL is where to send the browser, with Pasee's state, its
+	// PKCE challenge (S256) and, for OpenID Connect, a nonce; callback is
+	// Pasee's own URL registered at the provider. It may need the network
+	// (OIDC discovery), hence the context and the error, which wraps
+	// ErrProviderUnavailable or ErrProviderBadAnswer.
+	AuthCodeURL(ctx context.Context, state, codeChallenge, nonce, callback string) (string, error)
+	// Exchange completes the flow for the code the provider returned: it
+	// redeems the code with the PKCE verifier and returns the identity the
+	// provider vouches for (an OIDC id_token must carry nonce).
 	Exchange(ctx context.Context, code, codeVerifier, nonce, callback string) (Identity, error)
 }
 

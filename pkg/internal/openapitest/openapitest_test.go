@@ -46,4 +46,3 @@ func TestValidatorCatchesDrift(t *testing.T) {
 		t.Fatal("a non-problem error body accepted")
 	}
 }
-

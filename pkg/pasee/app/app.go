@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,7 +16,10 @@ import (
 
 	"github.com/kisee-pasee/suite/pkg/pasee"
 	"github.com/kisee-pasee/suite/pkg/pasee/api"
+	"github.com/kisee-pasee/suite/pkg/pasee/flow"
 	kiseeprovider "github.com/kisee-pasee/suite/pkg/pasee/provider/kisee"
+	oauth2provider "github.com/kisee-pasee/suite/pkg/pasee/provider/oauth2"
+	oidcprovider "github.com/kisee-pasee/suite/pkg/pasee/provider/oidc"
 	paseeprovider "github.com/kisee-pasee/suite/pkg/pasee/provider/pasee"
 	"github.com/kisee-pasee/suite/pkg/pasee/store"
 	"github.com/kisee-pasee/suite/pkg/ratelimit"
@@ -64,8 +69,24 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 				return nil, err
 			}
 			p, err = paseeprovider.New(ps.Name, ps.Endpoint, o)
+		case "oauth2":
+			var o oauth2provider.Options
+			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
+				return nil, err
+			}
+			p, err = oauth2provider.New(ps.Name, o)
+		case "oidc":
+			var o oidcprovider.Options
+			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
+				return nil, err
+			}
+			p, err = oidcprovider.New(ps.Name, o)
 		default:
 			return nil, cfg.Source.Errorf(fmt.Sprintf("identity_providers[%d].protocol", i), "protocol %q is not available in this build", ps.Protocol)
+		}
+		var bad *oauth2provider.SettingError
+		if errors.As(err, &bad) {
+			return nil, cfg.Source.Errorf(key+"."+bad.Key, "%s", bad.Msg)
 		}
 		if err != nil {
 			return nil, cfg.Source.Errorf(key, "%v", err)
@@ -120,7 +141,21 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, cfg.Source.Errorf("cors", "%v", err)
 	}
-	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}); err != nil {
+	var apiOpts []api.Option
+	if slices.ContainsFunc(providers, func(p pasee.Provider) bool { _, ok := p.(pasee.RedirectLogin); return ok }) {
+		// The browser flow of oauth2/oidc providers keeps its states and
+		// codes in the same database, shared by every instance.
+		fs, err := flow.OpenStorage(ctx, cfg.Storage.URL)
+		if err != nil {
+			return nil, fmt.Errorf("storage.url %s: %w", sqldb.Scrub(cfg.Storage.URL), err)
+		}
+		a.closers = append(a.closers, fs)
+		apiOpts = append(apiOpts, api.WithRedirectFlow(flow.New(flow.Config{
+			Service: a.Service, Storage: fs, Keys: cfg.Keys, LegacyES256K: cfg.JWT.LegacyES256K,
+			Issuer: cfg.JWT.Iss, PublicURL: cfg.Hostname, AllowedRedirectURIs: cfg.CORS.AllowedRedirectURIs, Logger: a.Logger,
+		})))
+	}
+	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}, apiOpts...); err != nil {
 		return nil, err
 	}
 	ok = true

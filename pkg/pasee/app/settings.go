@@ -206,6 +206,16 @@ func (cfg *Config) check() error {
 		if p.Endpoint == "" && (p.Protocol == "kisee" || p.Protocol == "pasee") {
 			return src.Errorf(key+".endpoint", "missing required value: the provider's base URL (or host and port)")
 		}
+		if p.Protocol == "oauth2" || p.Protocol == "oidc" {
+			// Their addresses are in [identity_providers.settings] (preset or
+			// auth_url..., issuer), and they take no registrations.
+			switch {
+			case p.Endpoint != "" || p.Host != "":
+				return src.Errorf(key+".endpoint", "%s providers take no endpoint: set preset or auth_url, token_url, userinfo_url (oauth2), or issuer (oidc), in [identity_providers.settings]", p.Protocol)
+			case p.Registration:
+				return src.Errorf(key+".registration", "%s providers do not accept forwarded registrations", p.Protocol)
+			}
+		}
 	}
 	return nil
 }
