@@ -367,7 +367,6 @@ func TestComposeSettings(t *testing.T) {
 	for what, raw := range map[string]string{
 		"kisee identity_backend.options.url": get(kisee, "identity_backend.options.url"),
 		"pasee storage.url":                  get(pasee, "storage.url"),
-		"kisee server.hostname":              get(kisee, "server.hostname"),
 		"pasee provider endpoint":            get(pasee, "identity_providers.0.endpoint"),
 		"pasee provider jwks_url":            get(pasee, "identity_providers.0.settings.jwks_url"),
 	} {

@@ -5,12 +5,17 @@ package cmdline
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -149,4 +154,37 @@ func Keygen(args []string, out, errOut io.Writer) error {
 	}
 	_, err = out.Write(priv)
 	return err
+}
+
+// Healthcheck asks url (a service's /health) whether it is green, for
+// container health probes that have no curl: `kisee healthcheck`.
+func Healthcheck(ctx context.Context, url string, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %d", url, resp.StatusCode)
+	}
+	fmt.Fprintln(out, "healthy")
+	return nil
+}
+
+// LocalURL is the URL a process on the same host reaches a service
+// listening on host:port at ("0.0.0.0" and "::" become loopback).
+func LocalURL(host string, port int, path string) string {
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::", "[::]":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
 }

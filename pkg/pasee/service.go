@@ -379,7 +379,10 @@ func (s *Service) Caller(ctx context.Context, raw string) (string, error) {
 // banned is inactive.
 func (s *Service) Introspect(ctx context.Context, raw string) (map[string]any, error) {
 	inactive := map[string]any{"active": false}
-	c, err := s.access.Verify(ctx, raw)
+	// Authenticate, not s.access.Verify alone: found by the attack suite, an
+	// access token carrying refresh_token (refused by every route) was
+	// introspected as active.
+	c, err := s.Authenticate(ctx, raw)
 	kind := "access_token"
 	if err != nil {
 		if c, _, err = s.verifyRefresh(ctx, raw); err != nil {
@@ -431,7 +434,7 @@ func newID() string {
 const MaxUserName = 255
 
 // ValidateSubject checks a provider's subject: printable UTF-8 without
-// whitespace, bounded.
+// whitespace, bounded, its letters from one script (see mixedScripts).
 func ValidateSubject(sub string) error {
 	if sub == "" {
 		return errors.New("empty subject")
@@ -444,17 +447,92 @@ func ValidateSubject(sub string) error {
 			return fmt.Errorf("subject holds a forbidden character %q", r)
 		}
 	}
+	if a, b, mixed := mixedScripts(sub); mixed {
+		return fmt.Errorf("subject mixes %s and %s letters, so it could pass for another name", a, b)
+	}
 	return nil
+}
+
+// mixedScripts reports whether the letters of s come from more than one
+// script, naming two of them. Found by the attack suite: "kisee-аlice"
+// (a Cyrillic "а" before Latin "lice") was accepted as a new user that an
+// administrator reading the member list takes for kisee-alice. Digits,
+// punctuation and combining marks (scripts Common and Inherited) belong to
+// every script. As in Unicode TS #39's "highly restrictive" level, Latin
+// may be mixed with Han and Hiragana/Katakana, Bopomofo or Hangul, as
+// Japanese, Chinese and Korean names are written. A name confusable as a
+// whole ("асе", all Cyrillic, for "ace") is not detected.
+func mixedScripts(s string) (first, second string, mixed bool) {
+	seen := map[string]bool{}
+	for _, r := range s {
+		if name := scriptOf(r); name != "" && !seen[name] {
+			seen[name] = true
+			if first == "" {
+				first = name
+			} else if second == "" {
+				second = name
+			}
+		}
+	}
+	if len(seen) <= 1 {
+		return "", "", false
+	}
+	for _, allowed := range [][]string{{"Latin", "Han", "Hiragana", "Katakana"}, {"Latin", "Han", "Bopomofo"}, {"Latin", "Han", "Hangul"}} {
+		n := 0
+		for name := range seen {
+			if slices.Contains(allowed, name) {
+				n++
+			}
+		}
+		if n == len(seen) {
+			return "", "", false
+		}
+	}
+	return first, second, true
+}
+
+// scriptOf returns the Unicode script of letter r, "" for other runes and
+// for the scripts shared by all (Common, Inherited).
+func scriptOf(r rune) string {
+	switch {
+	case r < utf8.RuneSelf:
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' {
+			return "Latin"
+		}
+		return ""
+	case !unicode.IsLetter(r) && !unicode.Is(unicode.Mn, r):
+		return ""
+	case unicode.Is(unicode.Latin, r):
+		return "Latin"
+	case unicode.Is(unicode.Cyrillic, r):
+		return "Cyrillic"
+	case unicode.Is(unicode.Greek, r):
+		return "Greek"
+	case unicode.Is(unicode.Common, r), unicode.Is(unicode.Inherited, r):
+		return ""
+	}
+	for name, table := range unicode.Scripts {
+		if unicode.Is(table, r) {
+			return name
+		}
+	}
+	return ""
 }
 
 // ValidateUserName checks a user name given to the API: "<provider>-<subject>"
 // with a configured provider.
 func (s *Service) ValidateUserName(name string) error {
+	return ValidateUserName(name, func(idp string) bool { _, ok := s.providers[idp]; return ok })
+}
+
+// ValidateUserName checks that name is "<provider>-<subject>" with a
+// provider known reports as configured, and a valid subject.
+func ValidateUserName(name string, known func(provider string) bool) error {
 	idp, sub, ok := strings.Cut(name, "-")
 	if !ok || idp == "" {
 		return fmt.Errorf("%w: user names are <provider>-<subject>, like kisee-alice", ErrInvalidName)
 	}
-	if _, known := s.providers[idp]; !known {
+	if !known(idp) {
 		return fmt.Errorf("%w: %q is not a configured identity provider", ErrInvalidName, idp)
 	}
 	if err := ValidateSubject(sub); err != nil {

@@ -163,6 +163,8 @@ func (s *Source) walkSecrets(prefix string, v reflect.Value) error {
 			return nil
 		case f.Kind() != reflect.String || !strings.HasSuffix(key, "_file") || f.String() == "":
 			return nil
+		case s.SkipFile != nil && s.SkipFile(key):
+			return nil
 		}
 		target, ok := byName[strings.TrimSuffix(key, "_file")]
 		if !ok || target.Kind() != reflect.String {

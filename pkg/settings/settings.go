@@ -49,8 +49,11 @@ type Source struct {
 	File      string
 	EnvPrefix string // e.g. "PASEE"; empty disables environment overrides
 	Getenv    func(string) (string, bool)
-	data      []byte
-	lines     map[string]int
+	// SkipFile, when set, names the "_file" keys whose file is not read
+	// (commands that never sign skip the signing key's).
+	SkipFile func(key string) bool
+	data     []byte
+	lines    map[string]int
 }
 
 // DefaultsName is the File of a Source with no settings file.

@@ -150,8 +150,21 @@ func TestSuiteEndToEnd(t *testing.T) {
 			if out := s.pasee_(t, "groups", "kisee-alice"); strings.TrimSpace(out) != "staff" {
 				t.Fatalf("groups: %q", out)
 			}
+			// The administration commands need the store, not the signing key:
+			// they work with a settings file whose key cannot be read.
+			noKey := filepath.Join(s.dir, "admin.toml")
+			text, _ := os.ReadFile(s.paseeSettings)
+			start := strings.Index(string(text), "private_key = '''")
+			end := start + len("private_key = '''") + strings.Index(string(text)[start+len("private_key = '''"):], "'''") + 3
+			write(t, noKey, string(text[:start])+"private_key_file = \"/nonexistent/key.pem\"\n"+string(text[end:]))
+			if out, err := Run(context.Background(), s.dir, bins["pasee"], "", "--settings-file", noKey, "append", "--groups", "readers", "kisee-alice"); err != nil {
+				t.Fatalf("append without a readable key: %v %s", err, out)
+			}
+			if out, err := Run(context.Background(), s.dir, bins["pasee"], "", "--settings-file", noKey, "append", "--groups", "readers", "alice"); err == nil || !strings.Contains(out, "did you mean kisee-alice") {
+				t.Fatalf("append of a user without provider: %v %s", err, out)
+			}
 			alice, aliceRefresh := s.login(t, "alice")
-			if g, _ := s.claims(t, alice).Strings("groups"); !slices.Equal(g, []string{"staff"}) {
+			if g, _ := s.claims(t, alice).Strings("groups"); !slices.Equal(g, []string{"readers", "staff"}) {
 				t.Fatalf("after append: groups %v", g)
 			}
 
@@ -193,9 +206,19 @@ func TestSuiteEndToEnd(t *testing.T) {
 			Do(t, "POST", s.paseeURL+"/tokens/?idp=kisee", `{"login":"ada","password":"ada password"}`).WantProblem(t, 403, "User is banned")
 			Do(t, "POST", s.paseeURL+"/tokens/?refresh", nil, Bearer(aliceRefresh)...).WantStatus(t, 201)
 
+			// Health probes for containers, without curl.
+			for _, cmd := range [][]string{{bins["kisee"], "--settings", "kisee.toml", "healthcheck"}, {bins["pasee"], "--settings-file", s.paseeSettings, "healthcheck"}} {
+				if out, err := Run(context.Background(), s.dir, cmd[0], "", cmd[1:]...); err != nil || !strings.Contains(out, "healthy") {
+					t.Fatalf("%v: %v %s", cmd, err, out)
+				}
+			}
+
 			// SIGTERM: both stop cleanly.
 			s.pasee.Stop(t)
 			s.kisee.Stop(t)
+			if out, err := Run(context.Background(), s.dir, bins["kisee"], "", "--settings", "kisee.toml", "healthcheck"); err == nil {
+				t.Fatalf("healthcheck of a stopped Kisee succeeded: %s", out)
+			}
 		})
 	}
 }

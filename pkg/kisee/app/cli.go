@@ -34,6 +34,7 @@ Commands:
   useradd NAME         add a user to the sql backend [--email E] [--superuser] [--password-stdin]
   passwd NAME          change a user's password (sql backend) [--password-stdin]
   migrate              apply the database migrations and exit
+  healthcheck          exit 0 if the local server's /health is green [--url URL]
   keygen               print a fresh private key [--alg ES256|ES384|ES256K|EdDSA|RS256]
   version              print the version
 
@@ -68,6 +69,8 @@ func Main(ctx context.Context, args []string, io Stdio, version string) int {
 		err = c.migrate(ctx)
 	case "keygen":
 		err = c.keygen(args)
+	case "healthcheck":
+		err = c.healthcheck(ctx, args)
 	case "version":
 		fmt.Fprintln(io.Out, version)
 	case "help", "-h", "--help":
@@ -132,9 +135,18 @@ func (c *command) serve(ctx context.Context, args []string) error {
 	return a.Run(ctx, ln)
 }
 
+// loadWithoutKeys reads the settings for commands that never sign.
+func (c *command) loadWithoutKeys() (*Config, error) {
+	path := c.settingsPath
+	if path == "" {
+		path = FindSettings()
+	}
+	return LoadWithoutKeys(path)
+}
+
 // sqlBackend opens the sql backend of the settings, for useradd and passwd.
 func (c *command) sqlBackend(ctx context.Context) (*Config, *sqlbackend.Backend, kisee.TokenStore, func(), error) {
-	cfg, err := c.load()
+	cfg, err := c.loadWithoutKeys()
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -238,7 +250,7 @@ func (c *command) passwd(ctx context.Context, args []string) error {
 }
 
 func (c *command) migrate(ctx context.Context) error {
-	cfg, err := c.load()
+	cfg, err := c.loadWithoutKeys()
 	if err != nil {
 		return err
 	}
@@ -266,6 +278,27 @@ func (c *command) migrate(ctx context.Context) error {
 		fmt.Fprintf(c.io.Out, "migrated %s\n", sqldb.Scrub(u))
 	}
 	return nil
+}
+
+func (c *command) healthcheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(c.io.Err)
+	url := fs.String("url", "", "the /health URL (default: from the settings' host and port)")
+	if _, err := cmdline.Parse(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		path := c.settingsPath
+		if path == "" {
+			path = FindSettings()
+		}
+		cfg, err := LoadWithoutKeys(path)
+		if err != nil {
+			return err
+		}
+		*url = cmdline.LocalURL(cfg.Server.Host, cfg.Server.Port, "/health")
+	}
+	return cmdline.Healthcheck(ctx, *url, c.io.Out)
 }
 
 func (c *command) keygen(args []string) error {

@@ -136,14 +136,37 @@ func Load(path string) (*Config, error) {
 
 // FromSource checks settings from src.
 func FromSource(src *settings.Source) (*Config, error) {
+	cfg, err := checked(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.loadKeys(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadWithoutKeys reads and checks the settings at path but not the
+// signing keys, for commands that never sign (healthcheck): they run where
+// the key is not readable, such as a container's health probe.
+func LoadWithoutKeys(path string) (*Config, error) {
+	src := settings.Defaults("KISEE")
+	if path != "" {
+		var err error
+		if src, err = settings.Read(path, "KISEE"); err != nil {
+			return nil, err
+		}
+	}
+	src.SkipFile = func(key string) bool { return strings.HasSuffix(key, "private_key_file") }
+	return checked(src)
+}
+
+func checked(src *settings.Source) (*Config, error) {
 	cfg := &Config{Source: src}
 	if err := src.Decode(&cfg.Settings); err != nil {
 		return nil, err
 	}
 	if err := cfg.defaults(); err != nil {
-		return nil, err
-	}
-	if err := cfg.loadKeys(); err != nil {
 		return nil, err
 	}
 	return cfg, nil

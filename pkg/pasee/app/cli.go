@@ -34,6 +34,7 @@ Commands:
   remove --groups G USER    remove USER from groups
   groups [USER]             list all groups, or USER's groups
   migrate                   apply the database migrations and exit
+  healthcheck               exit 0 if the local server's /health is green [--url URL]
   keygen                    print a fresh private key [--alg ES256|ES384|ES256K|EdDSA|RS256]
   version                   print the version
 
@@ -72,6 +73,8 @@ func Main(ctx context.Context, args []string, stdio Stdio, version string) int {
 		err = c.migrate(ctx)
 	case "keygen":
 		err = c.keygen(args)
+	case "healthcheck":
+		err = c.healthcheck(ctx, args)
 	case "version":
 		fmt.Fprintln(stdio.Out, version)
 	case "help", "-h", "--help":
@@ -134,22 +137,26 @@ func (c *command) serve(ctx context.Context, args []string) error {
 	return a.Run(ctx, ln)
 }
 
-// store opens the configured store and lists the configured providers,
-// for the administration commands.
-func (c *command) store(ctx context.Context) (pasee.Store, *pasee.Service, error) {
-	cfg, err := c.load()
+// store opens the configured store and reports which providers are
+// configured, for the administration commands. It needs no signing key.
+func (c *command) store(ctx context.Context) (pasee.Store, func(string) bool, error) {
+	path := c.settingsPath
+	if path == "" {
+		path = FindSettings()
+	}
+	cfg, err := LoadWithoutKeys(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	providers, err := cfg.Providers()
-	if err != nil {
-		return nil, nil, err
+	names := map[string]bool{}
+	for _, p := range cfg.IdentityProviders {
+		names[p.Name] = true
 	}
 	st, err := OpenStore(ctx, cfg.Storage.URL, !c.noMigrate, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, pasee.NewService(pasee.Config{Store: st, Providers: providers, Keys: cfg.Keys, Issuer: cfg.JWT.Iss}), nil
+	return st, func(idp string) bool { return names[idp] }, nil
 }
 
 // membership adds USER to (append) or removes it from (remove) groups.
@@ -172,15 +179,15 @@ func (c *command) membership(ctx context.Context, args []string, add bool) error
 			return err
 		}
 	}
-	st, svc, err := c.store(ctx)
+	st, known, err := c.store(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := svc.ValidateUserName(user); err != nil {
+	if err := pasee.ValidateUserName(user, known); err != nil {
 		var names []string
-		for _, p := range svc.Providers() {
-			names = append(names, p.Name()+"-"+user)
+		for _, p := range c.providerNames() {
+			names = append(names, p+"-"+user)
 		}
 		if !strings.Contains(user, "-") && len(names) > 0 {
 			return fmt.Errorf("%v (did you mean %s?)", err, strings.Join(names, " or "))
@@ -253,8 +260,29 @@ func (c *command) groups(ctx context.Context, args []string) error {
 	return nil
 }
 
+// providerNames lists the configured providers, for suggestions.
+func (c *command) providerNames() []string {
+	path := c.settingsPath
+	if path == "" {
+		path = FindSettings()
+	}
+	cfg, err := LoadWithoutKeys(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range cfg.IdentityProviders {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
 func (c *command) migrate(ctx context.Context) error {
-	cfg, err := c.load()
+	path := c.settingsPath
+	if path == "" {
+		path = FindSettings()
+	}
+	cfg, err := LoadWithoutKeys(path)
 	if err != nil {
 		return err
 	}
@@ -265,6 +293,27 @@ func (c *command) migrate(ctx context.Context) error {
 	st.Close()
 	fmt.Fprintln(c.io.Out, "migrated the store")
 	return nil
+}
+
+func (c *command) healthcheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(c.io.Err)
+	url := fs.String("url", "", "the /health URL (default: from the settings' host and port)")
+	if _, err := cmdline.Parse(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		path := c.settingsPath
+		if path == "" {
+			path = FindSettings()
+		}
+		cfg, err := LoadWithoutKeys(path)
+		if err != nil {
+			return err
+		}
+		*url = cmdline.LocalURL(cfg.Host, cfg.Port, "/health")
+	}
+	return cmdline.Healthcheck(ctx, *url, c.io.Out)
 }
 
 func (c *command) keygen(args []string) error {

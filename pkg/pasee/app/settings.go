@@ -98,11 +98,8 @@ func Load(path string) (*Config, error) {
 
 // FromSource checks settings from src.
 func FromSource(src *settings.Source) (*Config, error) {
-	cfg := &Config{Source: src}
-	if err := src.Decode(&cfg.Settings); err != nil {
-		return nil, err
-	}
-	if err := cfg.check(); err != nil {
+	cfg, err := checked(src)
+	if err != nil {
 		return nil, err
 	}
 	keys := cfg.JWT.Keys
@@ -113,8 +110,34 @@ func FromSource(src *settings.Source) (*Config, error) {
 		}
 		keys, prefix = cfg.Settings.Keys, ""
 	}
-	var err error
 	if cfg.Keys, cfg.KeyGenerated, err = src.KeyRing(prefix, keys, DefaultKeyFile, "pasee"); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadWithoutKeys reads and checks the settings at path but not the
+// signing keys, for the commands that never sign (append, remove, groups,
+// migrate, healthcheck): an operator can run them where the service's key
+// is not readable.
+func LoadWithoutKeys(path string) (*Config, error) {
+	src := settings.Defaults("PASEE")
+	if path != "" {
+		var err error
+		if src, err = settings.Read(path, "PASEE"); err != nil {
+			return nil, err
+		}
+	}
+	src.SkipFile = func(key string) bool { return strings.HasSuffix(key, "private_key_file") }
+	return checked(src)
+}
+
+func checked(src *settings.Source) (*Config, error) {
+	cfg := &Config{Source: src}
+	if err := src.Decode(&cfg.Settings); err != nil {
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	return cfg, nil

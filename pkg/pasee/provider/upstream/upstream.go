@@ -158,7 +158,13 @@ func (c *Client) fetchHome(ctx context.Context) (map[string]string, error) {
 		if err != nil || r.Href == "" {
 			continue
 		}
-		home[name] = c.endpoint.ResolveReference(ref).String() // the original services gave relative hrefs
+		// The original services gave relative hrefs. Absolute ones are
+		// built from the upstream's public hostname, which may not be
+		// reachable from here (a container network, a split-horizon DNS):
+		// keep their path, on the endpoint Pasee was told to use.
+		abs := c.endpoint.ResolveReference(ref)
+		abs.Scheme, abs.Host = c.endpoint.Scheme, c.endpoint.Host
+		home[name] = abs.String()
 	}
 	return home, nil
 }
