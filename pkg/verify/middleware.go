@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -158,21 +157,9 @@ func quoteList(names []string) string {
 // its headers, Content-Type application/problem+json, and the body with
 // the "_type"/"_meta" members old clients read (no body for HEAD).
 func WriteProblem(c echo.Context, p *web.Problem) error {
-	h := c.Response().Header()
-	for name, values := range p.Headers {
-		for _, v := range values {
-			h.Add(name, v)
-		}
-	}
-	h.Set("Cache-Control", "no-store")
-	if c.Request().Method == http.MethodHead {
-		return c.NoContent(p.Status)
-	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		body = []byte(`{"type":"about:blank","title":"Internal error","status":500}`)
-	}
-	return c.Blob(p.Status, web.ProblemContentType, body)
+	// Outside a web.Server the security headers are not set: no-store at least.
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return web.WriteProblem(c, p)
 }
 
 // HTTP adapts an echo middleware of this package (Middleware, Require...)

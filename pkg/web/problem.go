@@ -134,21 +134,27 @@ func errorHandler(logger *slog.Logger, report func(c echo.Context, err error)) e
 				report(c, err)
 			}
 		}
-		for name, values := range p.Headers {
-			for _, v := range values {
-				c.Response().Header().Add(name, v)
-			}
-		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(p.Status)
-			return
-		}
-		body, merr := json.Marshal(p)
-		if merr != nil {
-			body = []byte(`{"type":"about:blank","title":"Internal error","status":500}`)
-		}
-		_ = c.Blob(p.Status, ProblemContentType, body)
+		_ = WriteProblem(c, p)
 	}
+}
+
+// WriteProblem writes p as the response: its headers, then the document
+// (no body for HEAD). Middleware outside a server's error handler, such as
+// pkg/verify's, uses it so that every problem document is the same.
+func WriteProblem(c echo.Context, p *Problem) error {
+	for name, values := range p.Headers {
+		for _, v := range values {
+			c.Response().Header().Add(name, v)
+		}
+	}
+	if c.Request().Method == http.MethodHead {
+		return c.NoContent(p.Status)
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		body = []byte(`{"type":"about:blank","title":"Internal error","status":500}`)
+	}
+	return c.Blob(p.Status, ProblemContentType, body)
 }
 
 func causeOf(err error) string {
