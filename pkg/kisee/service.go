@@ -250,6 +250,12 @@ func (s *Service) TokenInfo(ctx context.Context, p Principal, jti string) (Token
 	if p.TokenID != "" && p.TokenID != jti {
 		return TokenRecord{}, ErrTokenNotFound
 	}
+	// An id that is not UTF-8 or holds a NUL was never issued. Found by the
+	// attack suite: GET /jwt/%00 with Basic credentials reached PostgreSQL,
+	// which refuses NUL in text, and answered 503 instead of 404.
+	if !PlausibleUsername(jti) {
+		return TokenRecord{}, ErrTokenNotFound
+	}
 	rec, err := s.tokens.Get(ctx, jti)
 	if err != nil {
 		if errors.Is(err, ErrTokenNotFound) {

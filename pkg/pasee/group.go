@@ -16,7 +16,8 @@ const (
 )
 
 // ValidateGroupName checks name: dot-separated segments of [a-z0-9_-],
-// 1 to 64 characters each, at most 16 levels and 255 characters.
+// 1 to 64 characters each, at most 16 levels and 255 characters — 15 and
+// 249 for a group that is not a staff group, whose staff group must fit.
 func ValidateGroupName(name string) error {
 	if name == "" {
 		return fmt.Errorf("group name is empty")
@@ -39,6 +40,19 @@ func ValidateGroupName(name string) error {
 			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
 				return fmt.Errorf("group name %q: segments may only hold a-z, 0-9, '_' and '-'", name)
 			}
+		}
+	}
+	// Every group but a staff group comes with its staff group, name.staff
+	// (CreateGroup, EnsureGroup), which must be within the limits too.
+	// Found by FuzzValidateGroupName: a group of 16 levels or of more than
+	// 249 characters was accepted, and its staff group, created with it,
+	// then refused by every route, so its members could not be managed.
+	if !IsStaffGroup(name) {
+		if len(segments) >= MaxGroupDepth {
+			return fmt.Errorf("group name has more than %d levels (its staff group takes the %dth)", MaxGroupDepth-1, MaxGroupDepth)
+		}
+		if len(name)+len(groupSeparator+staffSegment) > MaxGroupLength {
+			return fmt.Errorf("group name is longer than %d characters (its staff group adds %q)", MaxGroupLength-len(groupSeparator+staffSegment), groupSeparator+staffSegment)
 		}
 	}
 	return nil

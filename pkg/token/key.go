@@ -99,6 +99,14 @@ func NewPublicKey(raw any) (*PublicKey, error) {
 		default:
 			return nil, fmt.Errorf("unsupported elliptic curve %s (supported: P-256, P-384, secp256k1)", key.Curve.Params().Name)
 		}
+		// The point must be on the curve, its coordinates in range. Found by
+		// FuzzParseJWKS: a JWK whose "y" was 33 bytes long made the
+		// thumbprint panic (in jwx), so a provider's /jwks.json could turn
+		// every login at Pasee into a 500. PEM keys are checked by x509
+		// already; JWKs are not.
+		if _, err := key.ECDH(); err != nil {
+			return nil, fmt.Errorf("invalid %s public key: %v", alg, err)
+		}
 	case ed25519.PublicKey:
 		if len(key) != ed25519.PublicKeySize {
 			return nil, errors.New("invalid Ed25519 public key size")

@@ -109,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		commitErrors,
 		recoverPanics(cfg.Logger),
 		securityHeaders,
+		headerLimit(MaxHeaderBytes),
 		cors(cfg.CORS),
 		bodyLimit(cfg.BodyLimit),
 	)
@@ -251,11 +252,56 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// MaxHeaderBytes bounds the request line and headers a handler sees; larger
+// requests get a 431 problem document (headerLimit). The HTTP server itself
+// reads up to transportMaxHeaderBytes, so that a request just over this
+// limit (a 64 KiB Authorization header) still gets a problem document;
+// beyond that Go's server cuts it with a plain-text 431 before any handler.
+const MaxHeaderBytes = 32 << 10
+
+// transportMaxHeaderBytes is http.Server.MaxHeaderBytes: the hard cap, with
+// room above MaxHeaderBytes for the problem-document answer.
+const transportMaxHeaderBytes = 128 << 10
+
+// headerLimit refuses requests whose headers exceed limit bytes with 431.
+//
+// Found by the attack suite (pkg/internal/attack): with MaxHeaderBytes set
+// on the http.Server alone, a 64 KiB Authorization header got Go's
+// plain-text "431 Request Header Fields Too Large", not a problem document.
+func headerLimit(limit int) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			size := len(req.Method) + len(req.RequestURI) + len(req.Proto) + 4
+			for name, values := range req.Header {
+				for _, v := range values {
+					size += len(name) + len(v) + 4 // "Name: value\r\n"
+				}
+			}
+			if size > limit {
+				return NewProblem(http.StatusRequestHeaderFieldsTooLarge, "Request headers too large",
+					fmt.Sprintf("The request line and headers are limited to %d bytes.", limit))
+			}
+			return next(c)
+		}
+	}
+}
+
 // cors answers preflights and sets Access-Control-* for allowed origins
 // only; a request from another origin gets no CORS headers, so the browser
 // refuses to hand it the response.
+//
+// A browser request with an unsafe method (POST, PATCH, DELETE) from an
+// origin that is neither allowed nor the server's own is refused with 403
+// before it runs (http.CrossOriginProtection: Sec-Fetch-Site, else Origin
+// against Host). CORS alone only hides the answer: found by the attack
+// suite, a cross-site HTML form posting text/plain — which needs no
+// preflight, and which the API reads as JSON — could make visitors'
+// browsers try passwords from thousands of addresses or send recovery
+// email. Requests without Origin or Sec-Fetch-Site (curl, services) pass.
 func cors(cfg CORSConfig) echo.MiddlewareFunc {
 	any := slices.Contains(cfg.AllowedOrigins, "*")
+	sameOrigin := http.NewCrossOriginProtection() // no trusted origins: the allowed ones are checked below
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			origin := c.Request().Header.Get(echo.HeaderOrigin)
@@ -275,6 +321,11 @@ func cors(cfg CORSConfig) echo.MiddlewareFunc {
 					h.Set(echo.HeaderAccessControlAllowCredentials, "true")
 				}
 				return c.NoContent(http.StatusNoContent)
+			}
+			if !allowed && !any {
+				if err := sameOrigin.Check(c.Request()); err != nil {
+					return Forbidden("Origin not allowed", fmt.Sprintf("A cross-origin %s from %q is refused: that origin is not in [cors] allowed_origins.", c.Request().Method, origin))
+				}
 			}
 			if allowed {
 				h.Set(echo.HeaderAccessControlAllowOrigin, originValue(any, cfg, origin))
@@ -325,7 +376,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    transportMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

@@ -249,9 +249,15 @@ func (h *Handler) patchUser(c echo.Context) error {
 		return passwordChangeUnsupported()
 	}
 	ctx := c.Request().Context()
+	// Echo gives the parameter escaped only when it routed on URL.RawPath;
+	// otherwise net/http has unescaped it already, and unescaping again
+	// would read a literal "%41" as "A" (found by the attack suite's
+	// double-encoded traversals).
 	username := c.Param("username")
-	if u, err := url.PathUnescape(username); err == nil {
-		username = u
+	if c.Request().URL.RawPath != "" {
+		if u, err := url.PathUnescape(username); err == nil {
+			username = u
+		}
 	}
 	var apply func(password string) error
 	if user, pass, ok := basicAuth(c.Request().Header.Get(echo.HeaderAuthorization)); ok {
