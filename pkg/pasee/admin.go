@@ -198,6 +198,36 @@ func (s *Service) UserGroups(ctx context.Context, caller, user, after string, li
 	return out, nil
 }
 
+// Administered reports, for each of groups, whether caller administers it.
+// It reads caller's memberships once and decides from their staff groups
+// alone (staff administer every group), so that a listing of any length
+// costs one query more, not one per group.
+func (s *Service) Administered(ctx context.Context, caller string, groups []string) ([]bool, error) {
+	out := make([]bool, len(groups))
+	if len(groups) == 0 {
+		return out, nil
+	}
+	mine, err := s.store.UserGroups(ctx, caller)
+	if err != nil {
+		return nil, err
+	}
+	staffOf := map[string]bool{}
+	for _, g := range mine {
+		if IsStaffGroup(g) {
+			staffOf[g] = true
+		}
+	}
+	for i, g := range groups {
+		for _, a := range AdministratorGroups(g) {
+			if staffOf[a] {
+				out[i] = true
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
 // UserView is what GET /users/{name} shows.
 type UserView struct {
 	User
@@ -239,6 +269,18 @@ func (s *Service) SetBanned(ctx context.Context, caller, user string, banned boo
 		return fmt.Errorf("%w: you cannot ban yourself", ErrForbidden)
 	}
 	return s.store.SetBanned(ctx, caller, user, banned, s.now())
+}
+
+// RevokeUserSessions revokes every live session of user without banning
+// it, and returns how many it revoked; staff only. The user's refresh
+// tokens are refused at once and introspection calls its access tokens
+// inactive; the access tokens themselves stay valid until they expire (at
+// most access_ttl), as after a logout.
+func (s *Service) RevokeUserSessions(ctx context.Context, caller, user string) (int, error) {
+	if err := s.requireStaff(ctx, caller); err != nil {
+		return 0, err
+	}
+	return s.store.RevokeUserSessions(ctx, caller, user, s.now())
 }
 
 // DeleteUser removes user, its memberships and sessions; staff only.

@@ -158,6 +158,11 @@ type Store interface {
 	Rotate(ctx context.Context, id, presentedJTI string, next NextTokens, now time.Time, grace time.Duration) (RotateOutcome, Session, error)
 	// RevokeSession revokes one session; actor is who asked.
 	RevokeSession(ctx context.Context, actor, id string, now time.Time) error
+	// RevokeUserSessions revokes every live session of user, without
+	// banning it, and returns how many it revoked. It is audited as
+	// session.revoke with user as target, even when no session was live
+	// (an administrator acted); an unknown user is ErrUserNotFound.
+	RevokeUserSessions(ctx context.Context, actor, user string, now time.Time) (int, error)
 
 	// Audit returns audit events newest first, with ids below before
 	// (0: from the newest), at most limit.

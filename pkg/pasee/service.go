@@ -42,6 +42,8 @@ type Config struct {
 	Registration string
 	Now          func() time.Time
 	Logger       *slog.Logger
+	// Metrics count logins, failures, refreshes and reuse (/metrics, /status).
+	Metrics Metrics
 }
 
 // Service is Pasee's behaviour, independent of HTTP.
@@ -61,6 +63,7 @@ type Service struct {
 	registration string
 	now          func() time.Time
 	logger       *slog.Logger
+	metrics      Metrics
 }
 
 // NewService returns a Service.
@@ -84,6 +87,7 @@ func NewService(cfg Config) *Service {
 		accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL, grace: cfg.ReuseGrace,
 		limiter: cfg.Limiter, registration: cfg.Registration, now: cfg.Now, logger: cfg.Logger,
 	}
+	s.metrics = cfg.Metrics
 	for _, p := range cfg.Providers {
 		s.providers[p.Name()] = p
 	}
@@ -144,7 +148,8 @@ func UserName(provider, subject string) string { return provider + "-" + subject
 
 // Login forwards a login and password to a provider and, if it vouches for
 // the user, opens a session.
-func (s *Service) Login(ctx context.Context, idp, login, password, addr string) (Pair, error) {
+func (s *Service) Login(ctx context.Context, idp, login, password, addr string) (_ Pair, err error) {
+	defer func() { s.metrics.countLogin(err) }()
 	p, ok := s.providers[idp]
 	if !ok {
 		return Pair{}, ErrUnknownProvider
@@ -192,7 +197,8 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 
 // LoginWithToken opens a session for the holder of a token issued by the
 // provider idp.
-func (s *Service) LoginWithToken(ctx context.Context, idp, raw string) (Pair, error) {
+func (s *Service) LoginWithToken(ctx context.Context, idp, raw string) (_ Pair, err error) {
+	defer func() { s.metrics.countLogin(err) }()
 	p, ok := s.providers[idp]
 	if !ok {
 		return Pair{}, ErrUnknownProvider
@@ -210,7 +216,8 @@ func (s *Service) LoginWithToken(ctx context.Context, idp, raw string) (Pair, er
 
 // LoginWithIdentity opens a session for an identity a provider vouched
 // for by other means (the OAuth2/OIDC callback).
-func (s *Service) LoginWithIdentity(ctx context.Context, idp string, id Identity) (Pair, error) {
+func (s *Service) LoginWithIdentity(ctx context.Context, idp string, id Identity) (_ Pair, err error) {
+	defer func() { s.metrics.countLogin(err) }()
 	if _, ok := s.providers[idp]; !ok {
 		return Pair{}, ErrUnknownProvider
 	}
@@ -297,6 +304,20 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, error) {
 	if err != nil {
 		return Pair{}, err
 	}
+	// Read what the new pair needs before rotating, so that the rotation
+	// is the last thing that can fail. Found by the PostgreSQL fault tests
+	// (TestFailedRefreshLeavesTheSessionAsItWas): these reads came after
+	// the rotation, so that a database going away between the two answered
+	// 503 "retry shortly" with the refresh token already spent, and the
+	// retry then counted as reuse and revoked the session.
+	u, err := s.store.GetUser(ctx, c.Subject)
+	if err != nil && !errors.Is(err, ErrUserNotFound) {
+		return Pair{}, fmt.Errorf("read user: %w", err)
+	}
+	groups, err := s.store.UserGroups(ctx, c.Subject)
+	if err != nil {
+		return Pair{}, fmt.Errorf("read groups: %w", err)
+	}
 	// The grace window is measured on the precise clock; token times are whole seconds.
 	now := s.now()
 	issued := now.Truncate(time.Second)
@@ -310,22 +331,19 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, error) {
 	}
 	switch outcome {
 	case ReuseDetected:
+		inc(s.metrics.ReuseDetected)
 		s.logger.WarnContext(ctx, "refresh token reuse detected: session revoked", "user", sess.User, "sid", sid)
 		return Pair{}, ErrReuseDetected
 	case SessionRevoked:
 		return Pair{}, ErrSessionRevoked
 	}
-	u, err := s.store.GetUser(ctx, sess.User)
-	if err != nil {
-		return Pair{}, fmt.Errorf("read user: %w", err)
+	if sess.User != c.Subject {
+		return Pair{}, fmt.Errorf("%w: the session is another user's", ErrSessionRevoked)
 	}
-	if u.IsBanned {
+	if u.IsBanned { // a ban revokes the sessions: normally SessionRevoked above
 		return Pair{}, ErrBanned
 	}
-	groups, err := s.store.UserGroups(ctx, sess.User)
-	if err != nil {
-		return Pair{}, fmt.Errorf("read groups: %w", err)
-	}
+	inc(s.metrics.Refreshes)
 	return s.sign(sess, groups)
 }
 

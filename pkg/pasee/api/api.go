@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -83,6 +85,7 @@ func Register(s *web.Server, svc *pasee.Service, cfg Config, opts ...Option) err
 	s.Route(http.MethodGet, "/users/:username", h.getUser)
 	s.Route(http.MethodPatch, "/users/:username", h.patchUser)
 	s.Route(http.MethodDelete, "/users/:username", h.deleteUser)
+	s.Route(http.MethodDelete, "/users/:username/sessions", h.revokeSessions)
 	s.Route(http.MethodPost, "/password_recoveries/", h.forward("password_recoveries"))
 	s.Route(http.MethodPost, "/forgotten-passwords/", h.forward("password_recoveries"))
 
@@ -146,13 +149,46 @@ func tokenProblem(err error, title string) error {
 	return web.Unauthorized(title, err.Error())
 }
 
-// param returns a path parameter, unescaped.
+// param returns a path parameter, unescaped once.
+//
+// Echo routes on the escaped path (URL.RawPath) when the request has one,
+// and its parameters are then still escaped; otherwise it routes on
+// URL.Path, which net/http has unescaped already. Found by the attack
+// suite: param unescaped in both cases, so that /users/kisee-bob%2500 (a
+// name holding a literal "%00") was read as "kisee-bob\x00" — decoded
+// twice, and a NUL that PostgreSQL refuses (500) — and "a%2541" named
+// user "aA" rather than "a%41".
+//
+// A value that is not UTF-8 or holds a control character names nothing
+// (no group or user name can hold one): 400, before any store sees it.
 func param(c echo.Context, name string) (string, error) {
-	v, err := url.PathUnescape(c.Param(name))
-	if err != nil {
-		return "", web.BadRequest("Invalid path", fmt.Sprintf("The %s in the path is not valid percent-encoding.", name))
+	v := c.Param(name)
+	if c.Request().URL.RawPath != "" {
+		var err error
+		if v, err = url.PathUnescape(v); err != nil {
+			return "", web.BadRequest("Invalid path", fmt.Sprintf("The %s in the path is not valid percent-encoding.", name))
+		}
+	}
+	if !plausible(v) {
+		return "", web.BadRequest("Invalid path", fmt.Sprintf("The %s in the path is not UTF-8 or holds a control character: no %s does.", name, name))
 	}
 	return v, nil
+}
+
+// plausible reports whether s could be a group or user name at all: valid
+// UTF-8 without control characters (NUL above all, which PostgreSQL text
+// cannot hold). Values from paths and queries are checked with it before
+// they reach a store.
+func plausible(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // page reads ?limit= (1 to 200, default 100) and ?after=.
@@ -165,7 +201,11 @@ func page(c echo.Context) (after string, limit int, err error) {
 		}
 		limit = n
 	}
-	return c.QueryParam("after"), limit, nil
+	after = c.QueryParam("after")
+	if !plausible(after) { // found by the attack suite: ?after=%00 was a 500 on PostgreSQL
+		return "", 0, web.BadRequest("Invalid pagination", "after must be a name: UTF-8 without control characters.")
+	}
+	return after, limit, nil
 }
 
 // nextLink is the link to the page after last, or nil on the last page.

@@ -113,6 +113,24 @@ func (h *Handler) deleteUser(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// revokeSessions ends every live session of a user without banning it
+// (staff only): DELETE /users/{username}/sessions.
+func (h *Handler) revokeSessions(c echo.Context) error {
+	caller, err := h.caller(c)
+	if err != nil {
+		return err
+	}
+	name, err := param(c, "username")
+	if err != nil {
+		return err
+	}
+	n, err := h.svc.RevokeUserSessions(c.Request().Context(), caller, name)
+	if err != nil {
+		return problem(err, "Not authorized to revoke sessions")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"username": name, "revoked": n})
+}
+
 func (h *Handler) audit(c echo.Context) error {
 	caller, err := h.caller(c)
 	if err != nil {

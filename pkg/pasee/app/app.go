@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kisee-pasee/suite/pkg/pasee"
+	"github.com/kisee-pasee/suite/pkg/pasee/adminui"
 	"github.com/kisee-pasee/suite/pkg/pasee/api"
 	"github.com/kisee-pasee/suite/pkg/pasee/flow"
 	kiseeprovider "github.com/kisee-pasee/suite/pkg/pasee/provider/kisee"
@@ -121,6 +123,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	counters := newCounters(reg)
 	grace := cfg.JWT.RefreshReuseGrace.Or(5 * time.Second)
 	if cfg.Source.Has("jwt.refresh_reuse_grace") {
 		grace = cfg.JWT.RefreshReuseGrace.D() // "0s" turns the grace window off
@@ -130,9 +134,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		Issuer: cfg.JWT.Iss, Audience: cfg.JWT.Audience,
 		AccessTTL: cfg.JWT.AccessTTL.Or(15 * time.Minute), RefreshTTL: cfg.JWT.RefreshTTL.Or(720 * time.Hour),
 		ReuseGrace: grace, Limiter: limiter,
-		Registration: cfg.Registration(), Logger: a.Logger,
+		Registration: cfg.Registration(), Logger: a.Logger, Metrics: counters.metrics,
 	})
-	reg := prometheus.NewRegistry()
 	a.Server, err = web.New(web.Config{
 		Name: "pasee", Version: o.Version, Logger: a.Logger, Registry: reg,
 		CORS:           web.CORSConfig{AllowedOrigins: cfg.CORS.AllowedOrigins, AllowCredentials: cfg.CORS.AllowCredentials},
@@ -152,14 +155,30 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		a.closers = append(a.closers, fs)
 		apiOpts = append(apiOpts, api.WithRedirectFlow(flow.New(flow.Config{
 			Service: a.Service, Storage: fs, Keys: cfg.Keys, LegacyES256K: cfg.JWT.LegacyES256K,
-			Issuer: cfg.JWT.Iss, PublicURL: cfg.Hostname, AllowedRedirectURIs: cfg.CORS.AllowedRedirectURIs, Logger: a.Logger,
+			Issuer: cfg.JWT.Iss, PublicURL: cfg.Hostname, AllowedRedirectURIs: redirectURIs(cfg), Logger: a.Logger,
 		})))
 	}
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}, apiOpts...); err != nil {
 		return nil, err
 	}
+	if err := adminui.Register(a.Server, adminui.Config{PublicURL: cfg.Hostname, Providers: providers, Version: o.Version}); err != nil {
+		return nil, err
+	}
+	a.Server.Route(http.MethodGet, "/status", a.statusPage(o.Version, counters).Handler())
 	ok = true
 	return a, nil
+}
+
+// redirectURIs are where the browser flow may send its one-time codes:
+// [cors] allowed_redirect_uris, and always Pasee's own administration page,
+// <hostname>/admin/, which is served by Pasee itself and so as trusted as
+// Pasee's own callback.
+func redirectURIs(cfg *Config) []string {
+	own := adminui.RedirectURI(cfg.Hostname)
+	if slices.Contains(cfg.CORS.AllowedRedirectURIs, own) {
+		return cfg.CORS.AllowedRedirectURIs
+	}
+	return append(slices.Clone(cfg.CORS.AllowedRedirectURIs), own)
 }
 
 // limiter builds the brute-force protection of [rate_limit]; store "sql"

@@ -771,6 +771,35 @@ func (s *Store) RevokeSession(ctx context.Context, actor, id string, now time.Ti
 	})
 }
 
+// RevokeUserSessions revokes every live session of user without banning
+// it, and audits it (even when none was live: an administrator acted).
+func (s *Store) RevokeUserSessions(ctx context.Context, actor, user string, now time.Time) (int, error) {
+	var revoked int64
+	err := s.write(ctx, "revoke user sessions", func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_users WHERE name = ?)`, user).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return pasee.ErrUserNotFound
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE pasee_sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL`,
+			storeutil.Millis(now), user)
+		if err != nil {
+			return err
+		}
+		if revoked, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionSessionRevoke, user, fmt.Sprintf("%d sessions revoked", revoked))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(revoked), nil
+}
+
 // Audit returns audit events newest first, with ids below before (0: from
 // the newest), at most limit.
 func (s *Store) Audit(ctx context.Context, before int64, limit int) ([]pasee.AuditEvent, error) {

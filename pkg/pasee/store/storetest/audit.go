@@ -80,6 +80,14 @@ func testAudit(t *testing.T, s pasee.Store) {
 			want: []wantEvent{{"system", pasee.ActionSessionReuse, "sid-reused", ""}},
 		},
 		{
+			name: "revoking a user's sessions records the user and how many were live",
+			do: func() error {
+				_, err := s.RevokeUserSessions(ctx, "kisee-root", "kisee-dave", when)
+				return err
+			},
+			want: []wantEvent{{"kisee-root", pasee.ActionSessionRevoke, "kisee-dave", "0 sessions revoked"}},
+		},
+		{
 			name: "deleting a group records the group",
 			do:   func() error { return s.DeleteGroup(ctx, "kisee-alice", "proj", when) },
 			want: []wantEvent{{"kisee-alice", pasee.ActionGroupDelete, "proj", ""}},
@@ -120,6 +128,7 @@ func testAudit(t *testing.T, s pasee.Store) {
 			s.SetBanned(ctx, "kisee-root", "kisee-nobody", true, when),
 			s.DeleteUser(ctx, "kisee-root", "kisee-nobody", when),
 			s.RevokeSession(ctx, "kisee-root", "nope", when),
+			func() error { _, err := s.RevokeUserSessions(ctx, "kisee-root", "kisee-nobody", when); return err }(),
 		} {
 			if err == nil {
 				t.Fatal("a change expected to fail succeeded")

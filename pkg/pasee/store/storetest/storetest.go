@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) pasee.Store) {
 		{"RecordLoginAndGetUser", testRecordLogin},
 		{"ListUsers", testListUsers},
 		{"SetBanned", testSetBanned},
+		{"RevokeUserSessions", testRevokeUserSessions},
 		{"DeleteUser", testDeleteUser},
 		{"Sessions", testSessions},
 		{"Rotate", testRotate},

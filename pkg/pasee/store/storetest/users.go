@@ -160,6 +160,69 @@ func testSetBanned(t *testing.T, s pasee.Store) {
 	}
 }
 
+func testRevokeUserSessions(t *testing.T, s pasee.Store) {
+	ctx := t.Context()
+	newSession(t, s, "s1", "kisee-mallory")
+	newSession(t, s, "s2", "kisee-mallory")
+	newSession(t, s, "s3", "kisee-mallory")
+	newSession(t, s, "s4", "kisee-alice")
+	must(t, s.RevokeSession(ctx, "kisee-mallory", "s3", at(time.Minute)))
+
+	t.Run("revokes every live session and counts them", func(t *testing.T) {
+		n, err := s.RevokeUserSessions(ctx, "kisee-root", "kisee-mallory", at(time.Hour))
+		must(t, err)
+		if n != 2 {
+			t.Fatalf("%d sessions revoked, want 2", n)
+		}
+		for _, id := range []string{"s1", "s2"} {
+			sameTime(t, id+" RevokedAt", session(t, s, id).RevokedAt, at(time.Hour))
+		}
+	})
+	t.Run("a session revoked before keeps its revocation time", func(t *testing.T) {
+		sameTime(t, "s3 RevokedAt", session(t, s, "s3").RevokedAt, at(time.Minute))
+	})
+	t.Run("the user is not banned", func(t *testing.T) {
+		u, err := s.GetUser(ctx, "kisee-mallory")
+		must(t, err)
+		if u.IsBanned {
+			t.Fatal("IsBanned = true")
+		}
+	})
+	t.Run("the sessions of other users live on", func(t *testing.T) {
+		if r := session(t, s, "s4").RevokedAt; !r.IsZero() {
+			t.Fatalf("s4 RevokedAt = %v", r)
+		}
+	})
+	t.Run("a revoked session cannot be rotated", func(t *testing.T) {
+		outcome, _, err := s.Rotate(ctx, "s1", "s1-r0", pasee.NextTokens{RefreshJTI: "s1-r1", AccessJTI: "s1-a1", IssuedAt: at(2 * time.Hour), ExpiresAt: at(26 * time.Hour)}, at(2*time.Hour), 5*time.Second)
+		must(t, err)
+		if outcome != pasee.SessionRevoked {
+			t.Fatalf("Rotate = %v, want SessionRevoked", outcome)
+		}
+	})
+	t.Run("a user without live sessions has none revoked", func(t *testing.T) {
+		n, err := s.RevokeUserSessions(ctx, "kisee-root", "kisee-mallory", at(3*time.Hour))
+		must(t, err)
+		if n != 0 {
+			t.Fatalf("%d sessions revoked, want 0", n)
+		}
+		sameTime(t, "s1 RevokedAt", session(t, s, "s1").RevokedAt, at(time.Hour))
+	})
+	t.Run("a later login opens a live session again", func(t *testing.T) {
+		newSession(t, s, "s5", "kisee-mallory")
+		if r := session(t, s, "s5").RevokedAt; !r.IsZero() {
+			t.Fatalf("s5 RevokedAt = %v", r)
+		}
+	})
+	t.Run("an unknown user fails with ErrUserNotFound", func(t *testing.T) {
+		_, err := s.RevokeUserSessions(ctx, "kisee-root", "kisee-nobody", at(0))
+		mustErr(t, err, pasee.ErrUserNotFound)
+		if _, err := s.GetUser(ctx, "kisee-nobody"); !errors.Is(err, pasee.ErrUserNotFound) {
+			t.Fatalf("GetUser = %v: the unknown user was recorded", err)
+		}
+	})
+}
+
 func testDeleteUser(t *testing.T, s pasee.Store) {
 	ctx := t.Context()
 	ensure(t, s, "team", "other")
