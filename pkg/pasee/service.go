@@ -389,6 +389,18 @@ func (s *Service) Caller(ctx context.Context, raw string) (string, error) {
 	if u.IsBanned {
 		return "", ErrBanned
 	}
+	// A logout or a revocation ends the access tokens of the session at
+	// once on Pasee's own API (downstream services learn it by
+	// introspection, or when the token expires).
+	if sid, ok := c.String("sid"); ok {
+		sess, err := s.store.GetSession(ctx, sid)
+		if errors.Is(err, ErrNotFound) || (err == nil && !sess.RevokedAt.IsZero()) {
+			return "", ErrSessionRevoked
+		}
+		if err != nil {
+			return "", err
+		}
+	}
 	return c.Subject, nil
 }
 

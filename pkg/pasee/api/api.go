@@ -133,6 +133,8 @@ func (h *Handler) caller(c echo.Context) (string, error) {
 	switch {
 	case errors.Is(err, pasee.ErrBanned):
 		return "", web.Forbidden("User is banned", "This account is banned from this Pasee.")
+	case errors.Is(err, pasee.ErrSessionRevoked):
+		return "", web.Unauthorized("Session revoked", "This token's session was closed (logout or revocation). Log in again.")
 	case errors.Is(err, pasee.ErrUnavailable):
 		return "", problem(err, "")
 	case err != nil:

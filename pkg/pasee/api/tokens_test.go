@@ -230,6 +230,8 @@ func TestLogoutAndIntrospection(t *testing.T) {
 		if a := intro(p.access); a["active"] != false {
 			t.Fatalf("access token of a logged-out session is active: %v", a)
 		}
+		// And Pasee's own API refuses it at once.
+		Do(t, "GET", s.pasee.URL+"/groups/", nil, Bearer(p.access)...).WantProblem(t, 401, "Session revoked")
 	})
 }
 
