@@ -680,20 +680,25 @@ func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error
 // and reuse outside the grace window revokes the session (audited, actor
 // "system").
 func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration) (pasee.RotateOutcome, pasee.Session, error) {
+	// The live token of a live session is the common case: one statement,
+	// atomic on its own, no transaction round trips. Only when it changes
+	// nothing does the transaction below classify the token.
+	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
+	if sess, err := scanSession(s.pool.QueryRow(ctx, rotateSQL, args...)); err == nil {
+		return pasee.Rotated, sess, nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, pasee.Session{}, fail("rotate session", err)
+	}
+
 	var (
 		outcome pasee.RotateOutcome
 		sess    pasee.Session
 	)
 	err := s.write(ctx, "rotate session", func(tx pgx.Tx) error {
 		var err error
-		sess, err = scanSession(tx.QueryRow(ctx,
-			`UPDATE pasee_sessions
-			 SET previous_jti = refresh_jti, refresh_jti = $1, access_jti = $2, issued_at = $3, expires_at = $4, rotated_at = $5
-			 WHERE id = $6 AND refresh_jti = $7 AND revoked_at IS NULL AND expires_at > $5
-			   AND NOT EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
-			 RETURNING `+sessionColumns,
-			next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now),
-			id, presentedJTI))
+		// Again inside the transaction: a concurrent refresh may have
+		// rotated the session since.
+		sess, err = scanSession(tx.QueryRow(ctx, rotateSQL, args...))
 		if err == nil {
 			outcome = pasee.Rotated
 			return nil
@@ -727,6 +732,14 @@ func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.
 	}
 	return outcome, sess, nil
 }
+
+// rotateSQL spends refresh token $7 of session $6 for the pair $1..$4 at
+// $5, if it is the live token of a live session of a user not banned.
+const rotateSQL = `UPDATE pasee_sessions
+	SET previous_jti = refresh_jti, refresh_jti = $1, access_jti = $2, issued_at = $3, expires_at = $4, rotated_at = $5
+	WHERE id = $6 AND refresh_jti = $7 AND revoked_at IS NULL AND expires_at > $5
+	  AND NOT EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
+	RETURNING ` + sessionColumns
 
 // RevokeSession revokes session id (ErrNotFound if unknown). Revoking a
 // revoked session changes nothing and is not audited again.

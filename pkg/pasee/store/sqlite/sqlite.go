@@ -698,20 +698,25 @@ func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error
 // in the same transaction, and reuse outside the grace window revokes the
 // session (audited, actor "system").
 func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration) (pasee.RotateOutcome, pasee.Session, error) {
+	// The live token of a live session is the common case: one statement,
+	// atomic on its own. Only when it changes nothing does the transaction
+	// below classify the token.
+	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI, storeutil.Millis(now)}
+	if sess, err := scanSession(s.w.QueryRowContext(ctx, rotateSQL, args...)); err == nil {
+		return pasee.Rotated, sess, nil
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return 0, pasee.Session{}, fail("rotate session", err)
+	}
+
 	var (
 		outcome pasee.RotateOutcome
 		sess    pasee.Session
 	)
 	err := s.write(ctx, "rotate session", func(tx *sql.Tx) error {
 		var err error
-		sess, err = scanSession(tx.QueryRowContext(ctx,
-			`UPDATE pasee_sessions
-			 SET previous_jti = refresh_jti, refresh_jti = ?, access_jti = ?, issued_at = ?, expires_at = ?, rotated_at = ?
-			 WHERE id = ? AND refresh_jti = ? AND revoked_at IS NULL AND expires_at > ?
-			   AND NOT EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
-			 RETURNING `+sessionColumns,
-			next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now),
-			id, presentedJTI, storeutil.Millis(now)))
+		// Again inside the transaction: a concurrent refresh may have
+		// rotated the session since.
+		sess, err = scanSession(tx.QueryRowContext(ctx, rotateSQL, args...))
 		if err == nil {
 			outcome = pasee.Rotated
 			return nil
@@ -745,6 +750,14 @@ func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.
 	}
 	return outcome, sess, nil
 }
+
+// rotateSQL spends a session's live refresh token for a new pair, if the
+// session lives and its user is not banned.
+const rotateSQL = `UPDATE pasee_sessions
+	SET previous_jti = refresh_jti, refresh_jti = ?, access_jti = ?, issued_at = ?, expires_at = ?, rotated_at = ?
+	WHERE id = ? AND refresh_jti = ? AND revoked_at IS NULL AND expires_at > ?
+	  AND NOT EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
+	RETURNING ` + sessionColumns
 
 // RevokeSession revokes session id (ErrNotFound if unknown). Revoking a
 // revoked session changes nothing and is not audited again.
