@@ -3,6 +3,7 @@ package token
 import (
 	"bytes"
 	"encoding/json"
+
 	"fmt"
 	"math"
 	"time"
@@ -69,6 +70,9 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil {
 		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("claims must be one JSON object")
 	}
 	if m == nil {
 		return fmt.Errorf("claims must be a JSON object")

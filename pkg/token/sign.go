@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
+	"sync"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Token types written in the "typ" header. Each verifier states which it
@@ -38,6 +40,7 @@ type header struct {
 type Signer struct {
 	key       *PrivateKey
 	headerAlg string
+	headers   sync.Map // typ → base64url-encoded header, computed once
 }
 
 // SignerOption configures a Signer.
@@ -69,16 +72,16 @@ func (s *Signer) Key() *PrivateKey { return s.key }
 // Sign returns the compact serialization of a JWS whose payload is the JSON
 // encoding of claims and whose header carries alg, typ and kid.
 func (s *Signer) Sign(typ string, claims any) (string, error) {
-	h, err := json.Marshal(header{Alg: s.headerAlg, Typ: typ, Kid: s.key.KeyID()})
+	h, err := s.header(typ)
 	if err != nil {
-		return "", fmt.Errorf("encode header: %w", err)
+		return "", err
 	}
 	p, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("encode claims: %w", err)
 	}
-	input := make([]byte, 0, b64.EncodedLen(len(h))+b64.EncodedLen(len(p))+1+128)
-	input = b64.AppendEncode(input, h)
+	input := make([]byte, 0, len(h)+b64.EncodedLen(len(p))+1+128)
+	input = append(input, h...)
 	input = append(input, '.')
 	input = b64.AppendEncode(input, p)
 	sig, err := sign(s.key, input)
@@ -88,6 +91,20 @@ func (s *Signer) Sign(typ string, claims any) (string, error) {
 	out := append(input, '.')
 	out = b64.AppendEncode(out, sig)
 	return string(out), nil
+}
+
+// header returns the encoded header of tokens of type typ.
+func (s *Signer) header(typ string) ([]byte, error) {
+	if h, ok := s.headers.Load(typ); ok {
+		return h.([]byte), nil
+	}
+	h, err := json.Marshal(header{Alg: s.headerAlg, Typ: typ, Kid: s.key.KeyID()})
+	if err != nil {
+		return nil, fmt.Errorf("encode header: %w", err)
+	}
+	enc := b64.AppendEncode(nil, h)
+	s.headers.Store(typ, enc)
+	return enc, nil
 }
 
 // sign computes the JWS signature of input with k's algorithm.
@@ -124,9 +141,9 @@ func verifySignature(k *PublicKey, input, sig []byte) error {
 	case *ecdsa.PublicKey:
 		size := (key.Curve.Params().BitSize + 7) / 8
 		if len(sig) == 2*size {
-			r := new(big.Int).SetBytes(sig[:size])
-			s := new(big.Int).SetBytes(sig[size:])
-			ok = ecdsa.Verify(key, digest(k.alg, input), r, s)
+			if der, err := rsToASN1(sig[:size], sig[size:]); err == nil {
+				ok = ecdsa.VerifyASN1(key, digest(k.alg, input), der)
+			}
 		}
 	case *secp256k1.PublicKey:
 		ok = verifyES256K(key, input, sig)
@@ -139,6 +156,31 @@ func verifySignature(k *PublicKey, input, sig []byte) error {
 		return errors.New("signature does not verify")
 	}
 	return nil
+}
+
+// rsToASN1 encodes the JWS form of an ECDSA signature (R || S, big-endian)
+// as the ASN.1 SEQUENCE of two INTEGERs that crypto/ecdsa verifies,
+// without going through math/big.
+func rsToASN1(r, s []byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		addASN1Unsigned(b, r)
+		addASN1Unsigned(b, s)
+	})
+	return b.Bytes()
+}
+
+// addASN1Unsigned adds the non-negative big-endian integer v as an INTEGER.
+func addASN1Unsigned(b *cryptobyte.Builder, v []byte) {
+	for len(v) > 1 && v[0] == 0 {
+		v = v[1:]
+	}
+	b.AddASN1(asn1.INTEGER, func(b *cryptobyte.Builder) {
+		if len(v) > 0 && v[0]&0x80 != 0 {
+			b.AddUint8(0)
+		}
+		b.AddBytes(v)
+	})
 }
 
 func digest(alg Algorithm, input []byte) []byte {
