@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/GehirnInc/crypt"
@@ -49,9 +50,42 @@ var ErrUnknownFormat = errors.New("unsupported password hash format")
 type Hasher struct {
 	params Params
 	slots  chan struct{}
-	dummy  string
+	// dummy is a hash of the current parameters, made at the first
+	// Dummy call rather than at start (it costs a full hash).
+	dummyOnce sync.Once
+	dummy     string
 	// Observe, when set, receives the duration of each hash computation.
 	Observe func(time.Duration)
+
+	idle    time.Duration
+	release func()
+	mu      sync.Mutex
+	timer   *time.Timer
+}
+
+// ReleaseMemoryWhenIdle makes the hasher hand the memory of its hashes back
+// to the operating system (release, normally debug.FreeOSMemory) once no
+// hash has run for d. Each argon2id hash takes Params.Memory KiB (19 MiB
+// with OWASP's parameters), which the Go runtime otherwise keeps for
+// minutes: a login server idles at a fraction of its peak this way.
+func (h *Hasher) ReleaseMemoryWhenIdle(d time.Duration, release func()) {
+	h.mu.Lock()
+	h.idle, h.release = d, release
+	h.mu.Unlock()
+}
+
+// hashed restarts the idle countdown after a hash.
+func (h *Hasher) hashed() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.idle <= 0 || h.release == nil {
+		return
+	}
+	if h.timer == nil {
+		h.timer = time.AfterFunc(h.idle, h.release)
+		return
+	}
+	h.timer.Reset(h.idle)
 }
 
 // NewHasher returns a hasher with params, running at most concurrency
@@ -61,7 +95,6 @@ func NewHasher(params Params, concurrency int) *Hasher {
 		concurrency = runtime.GOMAXPROCS(0)
 	}
 	h := &Hasher{params: params, slots: make(chan struct{}, concurrency)}
-	h.dummy = h.encode(make([]byte, params.SaltLen), []byte("dummy password for timing"))
 	return h
 }
 
@@ -77,7 +110,10 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+func (h *Hasher) releaseSlot() {
+	<-h.slots
+	h.hashed()
+}
 
 // Hash returns the PHC-format argon2id hash of password.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
@@ -88,7 +124,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
-	defer h.release()
+	defer h.releaseSlot()
 	return h.encode(salt, []byte(password)), nil
 }
 
@@ -109,7 +145,7 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (needsReh
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
-	defer h.release()
+	defer h.releaseSlot()
 	start := time.Now()
 	defer func() {
 		if h.Observe != nil {
@@ -150,6 +186,9 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (needsReh
 // an unknown user costs what a wrong password costs and timing does not
 // tell one from the other.
 func (h *Hasher) Dummy(ctx context.Context, password string) {
+	h.dummyOnce.Do(func() {
+		h.dummy = h.encode(make([]byte, h.params.SaltLen), []byte("dummy password for timing"))
+	})
 	_, _ = h.Verify(ctx, h.dummy, password)
 }
 

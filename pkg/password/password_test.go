@@ -116,7 +116,7 @@ func TestConcurrencyIsCapped(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 			running.Add(-1)
-			h.release()
+			h.releaseSlot()
 			_, _ = h.Verify(context.Background(), enc, "x")
 		}()
 	}
@@ -145,4 +145,43 @@ func BenchmarkHash(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestReleasesMemoryWhenIdle(t *testing.T) {
+	h := NewHasher(fast, 1)
+	released := make(chan time.Time, 10)
+	h.ReleaseMemoryWhenIdle(50*time.Millisecond, func() { released <- time.Now() })
+	enc, _ := h.Hash(context.Background(), "x")
+	for range 3 { // hashes in quick succession postpone the release
+		_, _ = h.Verify(context.Background(), enc, "x")
+		time.Sleep(10 * time.Millisecond)
+	}
+	last := time.Now()
+	select {
+	case at := <-released:
+		if at.Sub(last) < 40*time.Millisecond {
+			t.Fatalf("released %s after the last hash, before the idle delay", at.Sub(last))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("memory never released")
+	}
+	select {
+	case <-released:
+		t.Fatal("released twice for one idle period")
+	case <-time.After(150 * time.Millisecond):
+	}
+}
+
+func TestDummyHashIsMadeOnFirstUse(t *testing.T) {
+	h := NewHasher(fast, 1)
+	var hashes int
+	h.Observe = func(time.Duration) { hashes++ }
+	if hashes != 0 {
+		t.Fatal("NewHasher hashed")
+	}
+	h.Dummy(context.Background(), "x")
+	h.Dummy(context.Background(), "y")
+	if hashes != 3 { // one to make the dummy, one verification each
+		t.Fatalf("%d hash computations, want 3", hashes)
+	}
 }
