@@ -113,17 +113,31 @@ func Start(t testing.TB, o Options) *Server {
 	return s
 }
 
-// ClosedPort returns a port of 127.0.0.1 where nothing listens: an SMTP
-// server that is down.
+// ClosedPort returns a port of 127.0.0.1 that refuses every SMTP session
+// (each connection is reset at once): an SMTP server that is down.
 func ClosedPort(t testing.TB) int {
 	t.Helper()
+	// A listener that keeps the port for the whole test and drops every
+	// connection at once: a port merely closed could be taken by another
+	// test's server meanwhile, and answer.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset, as a refused connection would be
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Addr is host:port.
