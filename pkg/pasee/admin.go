@@ -167,32 +167,30 @@ func (s *Service) UserGroups(ctx context.Context, caller, user, after string, li
 	if err != nil {
 		return nil, err
 	}
-	staff := caller == user
-	if !staff {
-		if staff, err = s.IsStaff(ctx, caller); err != nil {
+	// Which of them caller may see is decided from caller's memberships,
+	// read once (Administered), not with a query per group.
+	var administered []bool
+	if caller != user {
+		if administered, err = s.Administered(ctx, caller, all); err != nil {
 			return nil, err
 		}
 	}
 	out := make([]string, 0, len(all))
-	for _, g := range all {
-		if g <= after && after != "" {
+	seen := false
+	for i, g := range all {
+		if administered != nil && !administered[i] {
 			continue
 		}
-		if !staff {
-			ok, err := s.CanAdminister(ctx, caller, g)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
+		seen = true
+		if g <= after && after != "" {
+			continue
 		}
 		out = append(out, g)
 		if len(out) == limit {
 			break
 		}
 	}
-	if len(out) == 0 && !staff && len(all) > 0 {
+	if !seen && len(all) > 0 {
 		return nil, fmt.Errorf("%w: you administer none of %s's groups", ErrForbidden, user)
 	}
 	return out, nil
