@@ -153,6 +153,11 @@ type Store interface {
 
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
+	// CallerStatus reads in one query what every authenticated request
+	// checks: whether user is banned and whether its session sid still
+	// lives (not revoked; "" skips the session). ErrUserNotFound for an
+	// unknown user.
+	CallerStatus(ctx context.Context, user, sid string) (banned, sessionLive bool, err error)
 	// Rotate spends presentedJTI of session id. See RotateOutcome. The
 	// returned session is its state after the call.
 	Rotate(ctx context.Context, id, presentedJTI string, next NextTokens, now time.Time, grace time.Duration) (RotateOutcome, Session, error)

@@ -374,27 +374,23 @@ func (s *Service) Caller(ctx context.Context, raw string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	u, err := s.store.GetUser(ctx, c.Subject)
+	// Ban and session in one query: this runs on every API call.
+	sid, hasSession := c.String("sid")
+	banned, live, err := s.store.CallerStatus(ctx, c.Subject, sid)
 	if errors.Is(err, ErrUserNotFound) {
 		return "", fmt.Errorf("%w: the user no longer exists", token.ErrUnknownKey)
 	}
 	if err != nil {
 		return "", err
 	}
-	if u.IsBanned {
+	if banned {
 		return "", ErrBanned
 	}
 	// A logout or a revocation ends the access tokens of the session at
 	// once on Pasee's own API (downstream services learn it by
 	// introspection, or when the token expires).
-	if sid, ok := c.String("sid"); ok {
-		sess, err := s.store.GetSession(ctx, sid)
-		if errors.Is(err, ErrNotFound) || (err == nil && !sess.RevokedAt.IsZero()) {
-			return "", ErrSessionRevoked
-		}
-		if err != nil {
-			return "", err
-		}
+	if hasSession && !live {
+		return "", ErrSessionRevoked
 	}
 	return c.Subject, nil
 }

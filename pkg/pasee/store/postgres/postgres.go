@@ -660,6 +660,20 @@ func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
 	})
 }
 
+// CallerStatus implements pasee.Store in one query.
+func (s *Store) CallerStatus(ctx context.Context, user, sid string) (banned, live bool, err error) {
+	err = s.pool.QueryRow(ctx,
+		`SELECT u.is_banned, EXISTS (SELECT 1 FROM pasee_sessions s WHERE s.id = $2 AND s.user_name = u.name AND s.revoked_at IS NULL)
+		 FROM pasee_users u WHERE u.name = $1`, user, sid).Scan(&banned, &live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, fmt.Errorf("caller status: %w", pasee.ErrUserNotFound)
+	}
+	if err != nil {
+		return false, false, fail("caller status", err)
+	}
+	return banned, live, nil
+}
+
 // GetSession returns session id, or ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error) {
 	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM pasee_sessions WHERE id = $1`, id))

@@ -680,6 +680,20 @@ func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
 	})
 }
 
+// CallerStatus implements pasee.Store in one query.
+func (s *Store) CallerStatus(ctx context.Context, user, sid string) (banned, live bool, err error) {
+	err = s.r.QueryRowContext(ctx,
+		`SELECT u.is_banned, EXISTS (SELECT 1 FROM pasee_sessions s WHERE s.id = ? AND s.user_name = u.name AND s.revoked_at IS NULL)
+		 FROM pasee_users u WHERE u.name = ?`, sid, user).Scan(&banned, &live)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, false, fmt.Errorf("caller status: %w", pasee.ErrUserNotFound)
+	}
+	if err != nil {
+		return false, false, fail("caller status", err)
+	}
+	return banned, live, nil
+}
+
 // GetSession returns session id, or ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error) {
 	sess, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM pasee_sessions WHERE id = ?`, id))

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) pasee.Store) {
 		{"ListUsers", testListUsers},
 		{"SetBanned", testSetBanned},
 		{"RevokeUserSessions", testRevokeUserSessions},
+		{"CallerStatus", testCallerStatus},
 		{"DeleteUser", testDeleteUser},
 		{"Sessions", testSessions},
 		{"Rotate", testRotate},

@@ -261,3 +261,28 @@ func testDeleteUser(t *testing.T, s pasee.Store) {
 		equal(t, "groups of kisee-alice", userGroups(t, s, "kisee-alice"), nil)
 	})
 }
+
+func testCallerStatus(t *testing.T, s pasee.Store) {
+	ctx := t.Context()
+	newSession(t, s, "sess-a", "kisee-alice")
+	newSession(t, s, "sess-b", "kisee-bob")
+	check := func(name, user, sid string, wantBanned, wantLive bool) {
+		t.Helper()
+		banned, live, err := s.CallerStatus(ctx, user, sid)
+		must(t, err)
+		if banned != wantBanned || live != wantLive {
+			t.Errorf("%s: banned=%v live=%v, want %v %v", name, banned, live, wantBanned, wantLive)
+		}
+	}
+	check("a live session", "kisee-alice", "sess-a", false, true)
+	check("another user's session", "kisee-alice", "sess-b", false, false)
+	check("an unknown session", "kisee-alice", "nope", false, false)
+	check("no session asked", "kisee-alice", "", false, false)
+	must(t, s.RevokeSession(ctx, "test", "sess-a", at(time.Minute)))
+	check("a revoked session", "kisee-alice", "sess-a", false, false)
+	must(t, s.SetBanned(ctx, "test", "kisee-bob", true, at(time.Minute)))
+	check("a banned user", "kisee-bob", "sess-b", true, false)
+	if _, _, err := s.CallerStatus(ctx, "kisee-nobody", "x"); !errors.Is(err, pasee.ErrUserNotFound) {
+		t.Errorf("unknown user: %v, want ErrUserNotFound", err)
+	}
+}
