@@ -110,9 +110,9 @@ var ErrTokenNotFound = errors.New("token not found")
 // Limiter is the brute-force protection consulted around each password
 // check (implemented by pkg/ratelimit).
 type Limiter interface {
-	// Check returns a delay to wait before answering, or a retryAfter > 0
-	// when attempts for account from addr are locked out.
-	Check(ctx context.Context, account, addr string) (delay, retryAfter time.Duration, err error)
+	// Admit waits the progressive delay before a check, or returns
+	// retryAfter > 0 when attempts for account from addr are locked out.
+	Admit(ctx context.Context, account, addr string) (retryAfter time.Duration, err error)
 	Failure(ctx context.Context, account, addr string) error
 	Success(ctx context.Context, account, addr string) error
 }

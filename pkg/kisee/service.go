@@ -137,22 +137,16 @@ func (e *LockedError) Error() string {
 // a down backend ErrUnavailable. addr is the client's address.
 func (s *Service) Identify(ctx context.Context, username, password, addr string) (User, error) {
 	if s.limiter != nil {
-		delay, retryAfter, err := s.limiter.Check(ctx, username, addr)
+		retryAfter, err := s.limiter.Admit(ctx, username, addr)
 		switch {
+		case ctx.Err() != nil:
+			return User{}, fmt.Errorf("identify: %w", ctx.Err())
 		case err != nil:
 			// Failing open: a down rate-limit store must not take login down.
 			s.logger.WarnContext(ctx, "rate limiter unavailable; checking credentials without it", "error", err)
 		case retryAfter > 0:
 			s.metrics.LoginsLocked.Inc()
 			return User{}, &LockedError{RetryAfter: retryAfter}
-		case delay > 0:
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return User{}, fmt.Errorf("identify: %w", ctx.Err())
-			}
 		}
 	}
 	u, err := s.backend.Identify(ctx, username, password)

@@ -19,7 +19,9 @@ import (
 // Limiter is the brute-force protection consulted around each login
 // (implemented by pkg/ratelimit).
 type Limiter interface {
-	Check(ctx context.Context, account, addr string) (delay, retryAfter time.Duration, err error)
+	// Admit waits the progressive delay before a check, or returns
+	// retryAfter > 0 when attempts for account from addr are locked out.
+	Admit(ctx context.Context, account, addr string) (retryAfter time.Duration, err error)
 	Failure(ctx context.Context, account, addr string) error
 	Success(ctx context.Context, account, addr string) error
 }
@@ -160,20 +162,14 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 	}
 	account := idp + ":" + login
 	if s.limiter != nil {
-		delay, retryAfter, err := s.limiter.Check(ctx, account, addr)
+		retryAfter, err := s.limiter.Admit(ctx, account, addr)
 		switch {
+		case ctx.Err() != nil:
+			return Pair{}, fmt.Errorf("login: %w", ctx.Err())
 		case err != nil:
 			s.logger.WarnContext(ctx, "rate limiter unavailable; checking credentials without it", "error", err)
 		case retryAfter > 0:
 			return Pair{}, &LockedError{RetryAfter: retryAfter}
-		case delay > 0:
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return Pair{}, fmt.Errorf("login: %w", ctx.Err())
-			}
 		}
 	}
 	id, err := pl.Login(WithClientAddr(ctx, addr), login, password)

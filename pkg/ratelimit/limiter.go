@@ -245,3 +245,23 @@ func addressKey(addr string) string {
 	}
 	return prefix.String()
 }
+
+// Admit is Check followed by the wait it asks for: it sleeps the
+// progressive delay (returning ctx's error if the request ends first) and
+// returns retryAfter > 0 for an attempt that is locked out. A store error
+// is returned at once, without waiting: callers log it and check the
+// credentials anyway, so that a down store does not take logins down.
+func (l *Limiter) Admit(ctx context.Context, account, addr string) (retryAfter time.Duration, err error) {
+	delay, retryAfter, err := l.Check(ctx, account, addr)
+	if err != nil || retryAfter > 0 || delay <= 0 {
+		return retryAfter, err
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}

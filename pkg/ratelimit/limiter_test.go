@@ -499,3 +499,28 @@ func TestRetryAfterSeconds(t *testing.T) {
 		}
 	}
 }
+
+// Admit waits the delay Check asks for, stops waiting when the request
+// ends, and passes a lockout on.
+func TestAdmit(t *testing.T) {
+	l := New(NewMemoryStore(100), Policy{DelayAfter: 1, MaxFailures: 3, Window: time.Minute})
+	ctx := context.Background()
+	if ra, err := l.Admit(ctx, "alice", "203.0.113.1"); ra != 0 || err != nil {
+		t.Fatalf("first attempt: %v %v", ra, err)
+	}
+	_ = l.Failure(ctx, "alice", "203.0.113.1")
+	start := time.Now()
+	if ra, err := l.Admit(ctx, "alice", "203.0.113.1"); ra != 0 || err != nil || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("after a failure: %v %v, waited %s (want the 250 ms delay)", ra, err, time.Since(start))
+	}
+	_ = l.Failure(ctx, "alice", "203.0.113.1")
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := l.Admit(short, "alice", "203.0.113.1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a request ending during the delay: %v", err)
+	}
+	_ = l.Failure(ctx, "alice", "203.0.113.1")
+	if ra, err := l.Admit(ctx, "alice", "203.0.113.1"); ra <= 0 || err != nil {
+		t.Fatalf("locked out: %v %v", ra, err)
+	}
+}
