@@ -148,19 +148,21 @@ func BenchmarkHash(b *testing.B) {
 }
 
 func TestReleasesMemoryWhenIdle(t *testing.T) {
+	const idle = 200 * time.Millisecond
 	h := NewHasher(fast, 1)
 	released := make(chan time.Time, 10)
-	h.ReleaseMemoryWhenIdle(50*time.Millisecond, func() { released <- time.Now() })
+	h.ReleaseMemoryWhenIdle(idle, func() { released <- time.Now() })
 	enc, _ := h.Hash(context.Background(), "x")
+	var last time.Time
 	for range 3 { // hashes in quick succession postpone the release
 		_, _ = h.Verify(context.Background(), enc, "x")
-		time.Sleep(10 * time.Millisecond)
+		last = time.Now() // the countdown restarted before Verify returned
+		time.Sleep(idle / 4)
 	}
-	last := time.Now()
 	select {
 	case at := <-released:
-		if at.Sub(last) < 40*time.Millisecond {
-			t.Fatalf("released %s after the last hash, before the idle delay", at.Sub(last))
+		if at.Before(last.Add(idle / 2)) {
+			t.Fatalf("released %s after the last hash, well before the %s idle delay", at.Sub(last), idle)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("memory never released")
@@ -168,7 +170,7 @@ func TestReleasesMemoryWhenIdle(t *testing.T) {
 	select {
 	case <-released:
 		t.Fatal("released twice for one idle period")
-	case <-time.After(150 * time.Millisecond):
+	case <-time.After(2 * idle):
 	}
 }
 
