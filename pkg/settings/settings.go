@@ -77,6 +77,15 @@ func Parse(name string, data []byte, envPrefix string) (*Source, error) {
 	return s, nil
 }
 
+// Open reads the settings file at path, or returns Defaults when path is
+// empty (a service started without settings).
+func Open(path, envPrefix string) (*Source, error) {
+	if path == "" {
+		return Defaults(envPrefix), nil
+	}
+	return Read(path, envPrefix)
+}
+
 // Defaults returns a Source with no file: only the environment applies.
 func Defaults(envPrefix string) *Source {
 	return &Source{File: DefaultsName, EnvPrefix: envPrefix, Getenv: os.LookupEnv, lines: map[string]int{}}

@@ -124,12 +124,9 @@ func FindSettings() string {
 // Load reads the settings file at path ("" for embedded defaults), applies
 // KISEE_* environment overrides, and checks everything, loading the keys.
 func Load(path string) (*Config, error) {
-	src := settings.Defaults("KISEE")
-	if path != "" {
-		var err error
-		if src, err = settings.Read(path, "KISEE"); err != nil {
-			return nil, err
-		}
+	src, err := settings.Open(path, "KISEE")
+	if err != nil {
+		return nil, err
 	}
 	return FromSource(src)
 }
@@ -150,12 +147,9 @@ func FromSource(src *settings.Source) (*Config, error) {
 // signing keys, for commands that never sign (healthcheck): they run where
 // the key is not readable, such as a container's health probe.
 func LoadWithoutKeys(path string) (*Config, error) {
-	src := settings.Defaults("KISEE")
-	if path != "" {
-		var err error
-		if src, err = settings.Read(path, "KISEE"); err != nil {
-			return nil, err
-		}
+	src, err := settings.Open(path, "KISEE")
+	if err != nil {
+		return nil, err
 	}
 	src.SkipFile = func(key string) bool { return strings.HasSuffix(key, "private_key_file") }
 	return checked(src)

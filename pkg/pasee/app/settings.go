@@ -86,12 +86,9 @@ func FindSettings() string {
 
 // Load reads the settings file at path ("" for embedded defaults).
 func Load(path string) (*Config, error) {
-	src := settings.Defaults("PASEE")
-	if path != "" {
-		var err error
-		if src, err = settings.Read(path, "PASEE"); err != nil {
-			return nil, err
-		}
+	src, err := settings.Open(path, "PASEE")
+	if err != nil {
+		return nil, err
 	}
 	return FromSource(src)
 }
@@ -121,12 +118,9 @@ func FromSource(src *settings.Source) (*Config, error) {
 // migrate, healthcheck): an operator can run them where the service's key
 // is not readable.
 func LoadWithoutKeys(path string) (*Config, error) {
-	src := settings.Defaults("PASEE")
-	if path != "" {
-		var err error
-		if src, err = settings.Read(path, "PASEE"); err != nil {
-			return nil, err
-		}
+	src, err := settings.Open(path, "PASEE")
+	if err != nil {
+		return nil, err
 	}
 	src.SkipFile = func(key string) bool { return strings.HasSuffix(key, "private_key_file") }
 	return checked(src)
