@@ -105,7 +105,11 @@ func FromSource(src *settings.Source) (*Config, error) {
 		if keys.PrivateKey != "" {
 			return nil, src.Errorf("private_key", "the key is given twice: at the top level and in [jwt]; keep one")
 		}
-		keys, prefix = cfg.Settings.Keys, ""
+		// The original's top-level key, with rotation keys in either place.
+		top := cfg.Settings.Keys
+		top.PreviousPublicKeys = append(top.PreviousPublicKeys, keys.PreviousPublicKeys...)
+		top.NextPublicKeys = append(top.NextPublicKeys, keys.NextPublicKeys...)
+		keys, prefix = top, ""
 	}
 	if cfg.Keys, cfg.KeyGenerated, err = src.KeyRing(prefix, keys, DefaultKeyFile, "pasee"); err != nil {
 		return nil, err
