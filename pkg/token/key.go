@@ -286,3 +286,17 @@ func (k *PublicKey) MarshalPEM() ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
+
+// ParsePublicKeysPEM reads a list of PEM public keys (a key rotation's, as
+// settings give them); an error names the index of the key at fault.
+func ParsePublicKeysPEM(pems []string) ([]*PublicKey, error) {
+	keys := make([]*PublicKey, 0, len(pems))
+	for i, p := range pems {
+		k, err := ParsePublicKeyPEM([]byte(p))
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}

@@ -354,3 +354,14 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 		t.Fatalf("reload: %v created=%v", err, c)
 	}
 }
+
+func TestParsePublicKeysPEMNamesTheBadKey(t *testing.T) {
+	good := string(readFile(t, "p256.pub"))
+	keys, err := ParsePublicKeysPEM([]string{good, string(readFile(t, "ed25519.pub"))})
+	if err != nil || len(keys) != 2 || keys[1].Algorithm() != EdDSA {
+		t.Fatalf("%v, %d keys", err, len(keys))
+	}
+	if _, err := ParsePublicKeysPEM([]string{good, "nope"}); err == nil || !strings.HasPrefix(err.Error(), "[1]: ") {
+		t.Fatalf("err = %v, want it to name key [1]", err)
+	}
+}

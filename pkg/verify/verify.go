@@ -111,13 +111,9 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		})
 		keys = v.remote
 	case len(opts.PublicKeysPEM) > 0:
-		pub := make([]*token.PublicKey, 0, len(opts.PublicKeysPEM))
-		for i, p := range opts.PublicKeysPEM {
-			k, err := token.ParsePublicKeyPEM([]byte(p))
-			if err != nil {
-				return nil, fmt.Errorf("verify: PublicKeysPEM[%d]: %w", i, err)
-			}
-			pub = append(pub, k)
+		pub, err := token.ParsePublicKeysPEM(opts.PublicKeysPEM)
+		if err != nil {
+			return nil, fmt.Errorf("verify: PublicKeysPEM%w", err)
 		}
 		keys = token.NewStaticKeySet(pub...)
 	}

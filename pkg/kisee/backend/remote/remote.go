@@ -78,13 +78,9 @@ func New(o Options) (*Backend, error) {
 	var keys token.KeySet
 	switch {
 	case len(o.PublicKeys) > 0:
-		var pubs []*token.PublicKey
-		for i, p := range o.PublicKeys {
-			k, err := token.ParsePublicKeyPEM([]byte(p))
-			if err != nil {
-				return nil, fmt.Errorf("public_keys[%d]: %w", i, err)
-			}
-			pubs = append(pubs, k)
+		pubs, err := token.ParsePublicKeysPEM(o.PublicKeys)
+		if err != nil {
+			return nil, fmt.Errorf("public_keys%w", err)
 		}
 		keys = token.NewStaticKeySet(pubs...)
 	case o.JWKSURL != "":

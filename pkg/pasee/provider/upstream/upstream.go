@@ -74,13 +74,9 @@ func New(name, endpoint string, o Options, types ...string) (*Client, error) {
 	c := &Client{name: name, endpoint: u, opts: o, types: types,
 		http: &http.Client{Timeout: o.Timeout.D(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	if len(o.PublicKeys) > 0 {
-		var keys []*token.PublicKey
-		for i, p := range o.PublicKeys {
-			k, err := token.ParsePublicKeyPEM([]byte(p))
-			if err != nil {
-				return nil, fmt.Errorf("public_keys[%d]: %w", i, err)
-			}
-			keys = append(keys, k)
+		keys, err := token.ParsePublicKeysPEM(o.PublicKeys)
+		if err != nil {
+			return nil, fmt.Errorf("public_keys%w", err)
 		}
 		c.verifier = c.newVerifier(token.NewStaticKeySet(keys...))
 	} else if o.JWKSURL != "" {
