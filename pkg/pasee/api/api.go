@@ -151,6 +151,18 @@ func tokenProblem(err error, title string) error {
 	return web.Unauthorized(title, err.Error())
 }
 
+// callerAnd authenticates the request and reads the path parameter name:
+// the preamble of every route on one group or user.
+func (h *Handler) callerAnd(c echo.Context, name string) (caller, value string, err error) {
+	if caller, err = h.caller(c); err != nil {
+		return "", "", err
+	}
+	if value, err = param(c, name); err != nil {
+		return "", "", err
+	}
+	return caller, value, nil
+}
+
 // param returns a path parameter, unescaped once.
 //
 // Echo routes on the escaped path (URL.RawPath) when the request has one,

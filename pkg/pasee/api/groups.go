@@ -95,11 +95,7 @@ func (h *Handler) createGroup(c echo.Context) error {
 }
 
 func (h *Handler) getGroup(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	group, err := param(c, "group")
+	caller, group, err := h.callerAnd(c, "group")
 	if err != nil {
 		return err
 	}
@@ -126,11 +122,7 @@ func (h *Handler) getGroup(c echo.Context) error {
 }
 
 func (h *Handler) addMember(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	group, err := param(c, "group")
+	caller, group, err := h.callerAnd(c, "group")
 	if err != nil {
 		return err
 	}
@@ -150,11 +142,7 @@ func (h *Handler) addMember(c echo.Context) error {
 }
 
 func (h *Handler) removeMember(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	group, err := param(c, "group")
+	caller, group, err := h.callerAnd(c, "group")
 	if err != nil {
 		return err
 	}
@@ -169,11 +157,7 @@ func (h *Handler) removeMember(c echo.Context) error {
 }
 
 func (h *Handler) deleteGroup(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	group, err := param(c, "group")
+	caller, group, err := h.callerAnd(c, "group")
 	if err != nil {
 		return err
 	}

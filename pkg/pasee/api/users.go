@@ -45,11 +45,7 @@ type userView struct {
 }
 
 func (h *Handler) getUser(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	name, err := param(c, "username")
+	caller, name, err := h.callerAnd(c, "username")
 	if err != nil {
 		return err
 	}
@@ -69,11 +65,7 @@ func (h *Handler) getUser(c echo.Context) error {
 }
 
 func (h *Handler) patchUser(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	name, err := param(c, "username")
+	caller, name, err := h.callerAnd(c, "username")
 	if err != nil {
 		return err
 	}
@@ -99,11 +91,7 @@ func (h *Handler) patchUser(c echo.Context) error {
 }
 
 func (h *Handler) deleteUser(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	name, err := param(c, "username")
+	caller, name, err := h.callerAnd(c, "username")
 	if err != nil {
 		return err
 	}
@@ -116,11 +104,7 @@ func (h *Handler) deleteUser(c echo.Context) error {
 // revokeSessions ends every live session of a user without banning it
 // (staff only): DELETE /users/{username}/sessions.
 func (h *Handler) revokeSessions(c echo.Context) error {
-	caller, err := h.caller(c)
-	if err != nil {
-		return err
-	}
-	name, err := param(c, "username")
+	caller, name, err := h.callerAnd(c, "username")
 	if err != nil {
 		return err
 	}
