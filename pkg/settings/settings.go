@@ -86,6 +86,18 @@ func Open(path, envPrefix string) (*Source, error) {
 	return Read(path, envPrefix)
 }
 
+// OpenWithoutKeys is Open for commands that never sign (healthcheck,
+// migrate, the administration commands): the signing key's file, which
+// such commands may not be allowed to read, is not read.
+func OpenWithoutKeys(path, envPrefix string) (*Source, error) {
+	src, err := Open(path, envPrefix)
+	if err != nil {
+		return nil, err
+	}
+	src.SkipFile = func(key string) bool { return strings.HasSuffix(key, "private_key_file") }
+	return src, nil
+}
+
 // Defaults returns a Source with no file: only the environment applies.
 func Defaults(envPrefix string) *Source {
 	return &Source{File: DefaultsName, EnvPrefix: envPrefix, Getenv: os.LookupEnv, lines: map[string]int{}}

@@ -147,11 +147,10 @@ func FromSource(src *settings.Source) (*Config, error) {
 // signing keys, for commands that never sign (healthcheck): they run where
 // the key is not readable, such as a container's health probe.
 func LoadWithoutKeys(path string) (*Config, error) {
-	src, err := settings.Open(path, "KISEE")
+	src, err := settings.OpenWithoutKeys(path, "KISEE")
 	if err != nil {
 		return nil, err
 	}
-	src.SkipFile = func(key string) bool { return strings.HasSuffix(key, "private_key_file") }
 	return checked(src)
 }
 

@@ -122,11 +122,10 @@ func FromSource(src *settings.Source) (*Config, error) {
 // migrate, healthcheck): an operator can run them where the service's key
 // is not readable.
 func LoadWithoutKeys(path string) (*Config, error) {
-	src, err := settings.Open(path, "PASEE")
+	src, err := settings.OpenWithoutKeys(path, "PASEE")
 	if err != nil {
 		return nil, err
 	}
-	src.SkipFile = func(key string) bool { return strings.HasSuffix(key, "private_key_file") }
 	return checked(src)
 }
 
