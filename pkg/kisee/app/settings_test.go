@@ -138,3 +138,46 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("keygen: %d %s", code, out)
 	}
 }
+
+// With no settings file, Kisee runs on embedded defaults (SPEC 1 and 2):
+// the sql backend on SQLite in the working directory, a key generated once
+// and kept next to it (mode 0600), 127.0.0.1:8140, and root created with a
+// random password shown once in the log.
+func TestEmbeddedDefaults(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Host != "127.0.0.1" || cfg.Server.Port != 8140 || cfg.Backend != "sql" || !cfg.KeyGenerated {
+		t.Fatalf("defaults: %s:%d %s generated=%v", cfg.Server.Host, cfg.Server.Port, cfg.Backend, cfg.KeyGenerated)
+	}
+	if info, err := os.Stat(DefaultKeyFile); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v", err)
+	}
+	var logs bytes.Buffer
+	a, err := New(context.Background(), cfg, Options{Logger: NewLogger(cfg.Log, false, &logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := os.Stat("kisee.db"); err != nil {
+		t.Fatalf("no SQLite database in the working directory: %v", err)
+	}
+	if n := strings.Count(logs.String(), "root password: "); n != 1 {
+		t.Fatalf("root password logged %d times:\n%s", n, logs.String())
+	}
+	cfg2, err := Load("")
+	if err != nil || cfg2.KeyGenerated || cfg2.Keys.Current.KeyID() != cfg.Keys.Current.KeyID() {
+		t.Fatalf("second start: %v generated=%v", err, cfg2.KeyGenerated)
+	}
+	logs.Reset()
+	a, err = New(context.Background(), cfg2, Options{Logger: NewLogger(cfg2.Log, false, &logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if strings.Contains(logs.String(), "root password: ") {
+		t.Fatal("root recreated at the second start")
+	}
+}

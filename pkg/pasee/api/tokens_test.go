@@ -279,3 +279,24 @@ func TestServesOpenAPI(t *testing.T) {
 		t.Fatalf("GET /openapi.yaml: %.60s", r.Body)
 	}
 }
+
+func TestJSONHome(t *testing.T) {
+	s := start(t, paseetest.SQLite, "")
+	r := Do(t, "GET", s.pasee.URL+"/", nil).WantStatus(t, 200)
+	if ct := r.Header.Get("Content-Type"); ct != "application/json-home" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if api, _ := r.JSON["api"].(map[string]any); api["title"] != "Identification Manager" {
+		t.Fatalf("title %v", r.JSON["api"])
+	}
+	res, _ := r.JSON["resources"].(map[string]any)
+	for _, name := range []string{"tokens", "groups", "users", "jwks"} {
+		entry, _ := res[name].(map[string]any)
+		if href, _ := entry["href"].(string); !strings.HasPrefix(href, s.pasee.URL+"/") {
+			t.Errorf("resource %s: href %q is not an absolute URL on %s", name, href, s.pasee.URL)
+		}
+	}
+	if ct := Do(t, "GET", s.pasee.URL+"/", nil, "Accept", "application/json").Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || strings.Contains(ct, "home") {
+		t.Fatalf("Accept: application/json answered %q", ct)
+	}
+}

@@ -121,3 +121,25 @@ func TestAdministrationCommands(t *testing.T) {
 		t.Fatalf("append without groups: %d %s", code, out)
 	}
 }
+
+// With no settings file, Pasee runs on embedded defaults (SPEC 1): SQLite
+// in the working directory, a key generated once and kept next to it,
+// 127.0.0.1:8150, one provider "kisee" at the Kisee of the defaults.
+func TestEmbeddedDefaults(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != "127.0.0.1" || cfg.Port != 8150 || cfg.Storage.URL != "sqlite:pasee.db" || !cfg.KeyGenerated {
+		t.Fatalf("defaults: %s:%d %s generated=%v", cfg.Host, cfg.Port, cfg.Storage.URL, cfg.KeyGenerated)
+	}
+	p := cfg.IdentityProviders
+	if len(p) != 1 || p[0].Name != "kisee" || p[0].Protocol != "kisee" || p[0].Endpoint != "http://127.0.0.1:8140/" || !p[0].Registration {
+		t.Fatalf("default provider: %+v", p)
+	}
+	again, err := Load("")
+	if err != nil || again.KeyGenerated || again.Keys.Current.KeyID() != cfg.Keys.Current.KeyID() {
+		t.Fatalf("second start: %v, generated=%v, same key=%v", err, again.KeyGenerated, again.Keys.Current.KeyID() == cfg.Keys.Current.KeyID())
+	}
+}
