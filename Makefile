@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 RUN_DIR  := .run
 
-.PHONY: all run build test lint vet fmt-check unit bench fuzz release clean
+.PHONY: all run build test lint vet fmt-check tidy-check unit bench fuzz release clean
 
 all: build
 
@@ -24,22 +24,32 @@ run: build
 	@cd $(RUN_DIR) && { ../$(BIN)/kisee & k=$$!; ../$(BIN)/pasee & p=$$!; \
 	  trap 'kill $$k $$p 2>/dev/null; wait $$k $$p; exit 0' INT TERM; wait $$k $$p; }
 
-## test: what CI runs — formatting, vet, staticcheck, then every test with the race detector
-test: fmt-check vet lint unit
+# The repository holds two modules: the product (./, what the binaries and pkg/ need) and
+# tests/ (benchmarks, browser, deploy and real-client tests, whose dependencies must not reach
+# the product's go.mod). Every check below runs on both.
+MODULES := . tests
+
+## test: what CI runs — formatting, tidy go.mod, vet, staticcheck, then every test with the race detector
+test: fmt-check tidy-check vet lint unit
 
 fmt-check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
-vet:
-	$(GO) vet ./...
+## tidy-check: go.mod and go.sum of each module are exactly what `go mod tidy` would write
+tidy-check:
+	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff) || { echo "go.mod of $$m is not tidy: run go mod tidy there"; exit 1; }; done
 
-## lint: staticcheck (pinned in go.mod as a tool)
+vet:
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+## lint: staticcheck (pinned in each go.mod as a tool)
 lint:
-	$(GO) tool staticcheck ./...
+	@for m in $(MODULES); do (cd $$m && $(GO) tool staticcheck ./...) || exit 1; done
 
 unit:
 	$(GO) test -race -timeout 20m ./...
+	cd tests && $(GO) test -race -timeout 20m ./...
 
 ## bench: the micro-benchmarks (token sign/verify, password hashing), then bench/ against the
 ##        built binaries on loopback (SQLite and PostgreSQL on 127.0.0.1:5432): every figure as a
@@ -48,8 +58,8 @@ unit:
 ##        BENCH_FLAGS=-quick for about one (no group scale, no profiles), -skip-groups, -pg off...
 BENCH_FLAGS ?=
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1s ./pkg/token/ ./pkg/password/
-	$(GO) run ./bench -bin $(BIN) -out docs/benchmarks.md -plots docs/benchmarks $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./pkg/token/ ./internal/password/
+	cd tests && $(GO) run ./bench -bin ../$(BIN) -out ../docs/benchmarks.md -plots ../docs/benchmarks $(BENCH_FLAGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s), one after the other. Their seed corpora
 ##       (f.Add and testdata/fuzz/) run in `make test`; a crasher found here lands in testdata/fuzz/.
@@ -58,10 +68,10 @@ bench: build
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	./pkg/token:FuzzVerify ./pkg/token:FuzzVerifySigned ./pkg/token:FuzzClaimsJSON ./pkg/token:FuzzParseJWKS \
-	./pkg/settings:FuzzSettings \
-	./pkg/pasee:FuzzValidateGroupName ./pkg/pasee:FuzzValidateSubject \
-	./pkg/kisee/api:FuzzKiseeBodies ./pkg/kisee/api:FuzzKiseePasswordPatch \
-	./pkg/pasee/api:FuzzPaseeBodies ./pkg/pasee/api:FuzzPaseePaths
+	./internal/settings:FuzzSettings \
+	./internal/pasee:FuzzValidateGroupName ./internal/pasee:FuzzValidateSubject \
+	./internal/kisee/api:FuzzKiseeBodies ./internal/kisee/api:FuzzKiseePasswordPatch \
+	./internal/pasee/api:FuzzPaseeBodies ./internal/pasee/api:FuzzPaseePaths
 fuzz:
 	@set -e; out=$$(mktemp); trap 'rm -f $$out' EXIT; \
 	for t in $(FUZZ_TARGETS); do \

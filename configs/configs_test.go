@@ -1,6 +1,6 @@
 // Package configs_test loads every example settings file of configs/ with
 // the loader of the service it is for, so that none can rot: kisee-*.toml
-// with Kisee's, pasee-*.toml with Pasee's (see deploy/deploytest for what
+// with Kisee's, pasee-*.toml with Pasee's (see internal/deploytest for what
 // is checked and how the secret files they name are stood in for).
 package configs_test
 
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kisee-pasee/suite/deploy/deploytest"
+	"github.com/kisee-pasee/suite/internal/deploytest"
 )
 
 // documented are the setups the README and deploy/ point to; the glob

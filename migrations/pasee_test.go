@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kisee-pasee/suite/internal/sqldb"
 	"github.com/kisee-pasee/suite/migrations"
-	"github.com/kisee-pasee/suite/pkg/sqldb"
 )
 
 func TestPaseeDialects(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kisee-pasee/suite/pkg/kisee/app"
+	"github.com/kisee-pasee/suite/internal/kisee/app"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=26.11.0".

@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kisee-pasee/suite/pkg/pasee/app"
+	"github.com/kisee-pasee/suite/internal/pasee/app"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=26.11.0".

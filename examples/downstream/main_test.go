@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kisee-pasee/suite/pkg/kisee/kiseetest"
-	"github.com/kisee-pasee/suite/pkg/pasee/paseetest"
+	"github.com/kisee-pasee/suite/internal/kisee/kiseetest"
+	"github.com/kisee-pasee/suite/internal/pasee/paseetest"
 )
 
 // The example service, started in-process by run as main starts it, in

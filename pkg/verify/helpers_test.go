@@ -18,9 +18,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	. "github.com/kisee-pasee/suite/pkg/internal/httptestutil"
-	"github.com/kisee-pasee/suite/pkg/kisee/kiseetest"
-	"github.com/kisee-pasee/suite/pkg/pasee/paseetest"
+	. "github.com/kisee-pasee/suite/internal/httptestutil"
+	"github.com/kisee-pasee/suite/internal/kisee/kiseetest"
+	"github.com/kisee-pasee/suite/internal/pasee/paseetest"
 	"github.com/kisee-pasee/suite/pkg/token"
 	"github.com/kisee-pasee/suite/pkg/verify"
 )

@@ -7,8 +7,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
-	"github.com/kisee-pasee/suite/pkg/web"
 )
 
 // echoKey is where Middleware stores the Identity in an echo.Context.

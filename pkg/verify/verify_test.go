@@ -13,10 +13,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	. "github.com/kisee-pasee/suite/pkg/internal/httptestutil"
+	. "github.com/kisee-pasee/suite/internal/httptestutil"
+	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
 	"github.com/kisee-pasee/suite/pkg/verify"
-	"github.com/kisee-pasee/suite/pkg/web"
 )
 
 // A service behind the middleware, with real tokens from a real Pasee:

@@ -32,7 +32,7 @@ CREATE TABLE kisee_spent_reset_tokens (
 );
 
 -- Failure counters of the brute-force protection when [rate_limit] store = "sql"
--- (pkg/ratelimit). Unlike the other tables, expires_at is in Unix milliseconds.
+-- (internal/ratelimit). Unlike the other tables, expires_at is in Unix milliseconds.
 -- Pasee's migrations create the same table: whichever runs first creates it.
 CREATE TABLE IF NOT EXISTS rate_limit_counters (
     key        TEXT PRIMARY KEY,

@@ -1,0 +1,45 @@
+package api_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	. "github.com/kisee-pasee/suite/internal/httptestutil"
+	"github.com/kisee-pasee/suite/internal/kisee/kiseetest"
+)
+
+// Brute-force protection on POST /jwt/ and on Basic auth: 429 with
+// Retry-After once an account fails max_failures times from an address,
+// while the same account still logs in from an address that did not fail.
+func TestBruteForceLockout(t *testing.T) {
+	k := kiseetest.Start(t, "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n[rate_limit]\nmax_failures = 4\nwindow = \"10m\"\n")
+	from := func(addr string) []string { return []string{"X-Forwarded-For", addr} }
+	wrong := `{"username":"alice","password":"wrong"}`
+	right := `{"username":"alice","password":"` + alicePassword + `"}`
+	for range 4 {
+		Do(t, "POST", k.URL+"/jwt/", wrong, from("203.0.113.1")...).WantProblem(t, 403, "Failed identification")
+	}
+	for _, body := range []string{wrong, right} {
+		r := Do(t, "POST", k.URL+"/jwt/", body, from("203.0.113.1")...).WantProblem(t, 429, "Too many attempts")
+		secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		if err != nil || secs < 1 || secs > 600 {
+			t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+		}
+	}
+	// The attacker's failures do not lock alice out from elsewhere.
+	Do(t, "POST", k.URL+"/jwt/", right, from("198.51.100.7")...).WantStatus(t, 201)
+	// Nor other accounts from the attacker's address (below the address threshold).
+	Do(t, "POST", k.URL+"/jwt/", `{"username":"bob","password":"`+bobPassword+`"}`, from("203.0.113.1")...).WantStatus(t, 201)
+
+	// Basic auth is a credential entry point too.
+	for range 4 {
+		Do(t, "GET", k.URL+"/jwt/x", nil, append(basic("bob", "wrong"), from("203.0.113.2")...)...).WantProblem(t, 401, "Failed identification")
+	}
+	Do(t, "GET", k.URL+"/jwt/x", nil, append(basic("bob", bobPassword), from("203.0.113.2")...)...).WantProblem(t, 429, "Too many attempts")
+
+	m := Do(t, "GET", k.URL+"/metrics", nil)
+	if !strings.Contains(string(m.Body), `kisee_logins_total{result="locked"} 3`) {
+		t.Errorf("locked logins not counted:\n%s", m.Body)
+	}
+}

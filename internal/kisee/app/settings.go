@@ -1,0 +1,253 @@
+// Package app builds a running Kisee from its settings: it loads and checks
+// the settings file, opens the backend and the token store, and wires the
+// service, the HTTP API and the background jobs. cmd/kisee and the tests
+// use it alike.
+package app
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/kisee-pasee/suite/internal/kisee"
+	"github.com/kisee-pasee/suite/internal/kisee/mail"
+	"github.com/kisee-pasee/suite/internal/settings"
+	"github.com/kisee-pasee/suite/pkg/token"
+)
+
+// Settings is Kisee's settings file (SPEC section 2).
+type Settings struct {
+	Server struct {
+		Host           string   `toml:"host"`
+		Port           int      `toml:"port"`
+		Hostname       string   `toml:"hostname"`
+		TrustedProxies []string `toml:"trusted_proxies"`
+		Debug          bool     `toml:"debug"` // accepted from the original settings; turns on debug logs
+	} `toml:"server"`
+	IdentityBackend struct {
+		Class   string         `toml:"class"`
+		Options map[string]any `toml:"options"`
+	} `toml:"identity_backend"`
+	Storage struct {
+		// URL of the database where Kisee keeps issued tokens. Default: the
+		// sql backend's database, else sqlite:kisee.db.
+		URL string `toml:"url"`
+	} `toml:"storage"`
+	Email        EmailSettings `toml:"email"`
+	JWT          JWTSettings   `toml:"jwt"`
+	Registration struct {
+		Enabled bool `toml:"enabled"`
+	} `toml:"registration"`
+	RateLimit settings.RateLimit `toml:"rate_limit"`
+	CORS      struct {
+		AllowedOrigins   []string `toml:"allowed_origins"`
+		AllowCredentials bool     `toml:"allow_credentials"`
+	} `toml:"cors"`
+	Log settings.Log `toml:"log"`
+}
+
+// JWTSettings is the [jwt] table.
+type JWTSettings struct {
+	Iss          string            `toml:"iss"`
+	TTL          settings.Duration `toml:"ttl"`
+	LegacyES256K bool              `toml:"legacy_es256k"`
+	settings.Keys
+}
+
+// EmailSettings is the [email] table (password recovery). Email is on when
+// host is set; see mail.go for the defaults and checks.
+type EmailSettings struct {
+	Host         string `toml:"host"`
+	Port         int    `toml:"port"`
+	Sender       string `toml:"sender"`
+	Security     string `toml:"security"`
+	Username     string `toml:"username"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	// CAFile is a PEM bundle of the roots that verify the SMTP server's
+	// certificate, instead of the system's.
+	CAFile  string            `toml:"ca_file"`
+	Timeout settings.Duration `toml:"timeout"` // connection and each command; default 10 s
+	// Attempts per email (default 5), the first retry after RetryDelay
+	// (default 4 s), doubled each time, with jitter; QueueSize emails may
+	// wait (default 256), beyond which they are dropped.
+	Attempts      int               `toml:"attempts"`
+	RetryDelay    settings.Duration `toml:"retry_delay"`
+	QueueSize     int               `toml:"queue_size"`
+	PasswordReset struct {
+		Subject string            `toml:"subject"`
+		Body    string            `toml:"body"`
+		URL     string            `toml:"url"`
+		TTL     settings.Duration `toml:"ttl"`
+	} `toml:"password_reset"`
+}
+
+// Config is loaded, checked settings, with the file they came from.
+type Config struct {
+	Settings
+	Source  *settings.Source
+	Backend string // canonical backend class
+	Keys    token.KeyRing
+	// KeyFile is where a generated key is kept ("" when the key is inline).
+	KeyFile      string
+	KeyGenerated bool
+	// Mail is the SMTP server of [email], nil when email is off.
+	Mail *mail.Config
+	// MailQueue tunes the outgoing queue (without logger and metrics).
+	MailQueue mail.QueueConfig
+	// ResetEmail is [email.password_reset], parsed.
+	ResetEmail *kisee.ResetEmail
+}
+
+// SearchPaths are where `kisee` looks for settings.toml when no --settings
+// flag is given.
+func SearchPaths() []string {
+	paths := []string{"settings.toml"}
+	if home, err := os.UserHomeDir(); err == nil {
+		paths = append(paths, filepath.Join(home, "settings.toml"))
+	}
+	return append(paths, "/etc/kisee/settings.toml")
+}
+
+// FindSettings returns the first existing file of SearchPaths, or "".
+func FindSettings() string {
+	for _, p := range SearchPaths() {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Load reads the settings file at path ("" for embedded defaults), applies
+// KISEE_* environment overrides, and checks everything, loading the keys.
+func Load(path string) (*Config, error) {
+	src, err := settings.Open(path, "KISEE")
+	if err != nil {
+		return nil, err
+	}
+	return FromSource(src)
+}
+
+// FromSource checks settings from src.
+func FromSource(src *settings.Source) (*Config, error) {
+	cfg, err := checked(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.loadKeys(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadWithoutKeys reads and checks the settings at path but not the
+// signing keys, for commands that never sign (healthcheck): they run where
+// the key is not readable, such as a container's health probe.
+func LoadWithoutKeys(path string) (*Config, error) {
+	src, err := settings.OpenWithoutKeys(path, "KISEE")
+	if err != nil {
+		return nil, err
+	}
+	return checked(src)
+}
+
+func checked(src *settings.Source) (*Config, error) {
+	cfg := &Config{Source: src}
+	if err := src.Decode(&cfg.Settings); err != nil {
+		return nil, err
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// backendAliases maps the original Python class names to backends.
+var backendClasses = map[string]string{"sql": "sql", "demo": "demo", "test": "test", "htpasswd": "htpasswd", "ldap": "ldap", "sql-query": "sql-query", "remote": "remote"}
+
+// canonicalClass accepts "demo" and the original "kisee.providers.demo.DemoBackend".
+func canonicalClass(class string) (string, bool) {
+	if c, ok := backendClasses[class]; ok {
+		return c, true
+	}
+	if i := strings.LastIndexByte(class, '.'); i >= 0 {
+		name := strings.ToLower(strings.TrimSuffix(class[i+1:], "Backend"))
+		if c, ok := backendClasses[name]; ok {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+func (cfg *Config) defaults() error {
+	s, src := &cfg.Settings, cfg.Source
+	if s.Server.Host == "" {
+		s.Server.Host = "127.0.0.1"
+	}
+	if s.Server.Port == 0 {
+		s.Server.Port = 8140
+	}
+	if s.Server.Port < 0 || s.Server.Port > 65535 {
+		return src.Errorf("server.port", "port %d out of range", s.Server.Port)
+	}
+	if s.Server.Hostname == "" {
+		host := s.Server.Host
+		if host == "0.0.0.0" || host == "::" || host == "" {
+			host = "localhost"
+		}
+		s.Server.Hostname = "http://" + net.JoinHostPort(host, strconv.Itoa(s.Server.Port))
+	}
+	if !strings.HasPrefix(s.Server.Hostname, "http://") && !strings.HasPrefix(s.Server.Hostname, "https://") {
+		return src.Errorf("server.hostname", "must be an absolute http(s) URL such as https://id.example.com, not %q", s.Server.Hostname)
+	}
+	s.Server.Hostname = strings.TrimSuffix(s.Server.Hostname, "/")
+	if s.IdentityBackend.Class == "" {
+		s.IdentityBackend.Class = "sql"
+	}
+	class, ok := canonicalClass(s.IdentityBackend.Class)
+	if !ok {
+		return src.Errorf("identity_backend.class", "unknown backend %q (one of: sql, demo, test, htpasswd, ldap, sql-query, remote)", s.IdentityBackend.Class)
+	}
+	cfg.Backend = class
+	if s.JWT.Iss == "" {
+		s.JWT.Iss = s.Server.Hostname
+	}
+	if s.JWT.TTL == 0 {
+		s.JWT.TTL = settings.Duration(3600e9)
+	}
+	if err := cfg.emailDefaults(); err != nil {
+		return err
+	}
+	if err := src.CheckLog("log", s.Log); err != nil {
+		return err
+	}
+	return nil
+}
+
+// StorageURL is where Kisee keeps its tokens.
+func (cfg *Config) StorageURL(backendURL string) string {
+	switch {
+	case cfg.Storage.URL != "":
+		return cfg.Storage.URL
+	case backendURL != "":
+		return backendURL
+	}
+	return "sqlite:kisee.db"
+}
+
+// loadKeys reads the signing key and the published rotation keys.
+func (cfg *Config) loadKeys() error {
+	var err error
+	cfg.Keys, cfg.KeyGenerated, err = cfg.Source.KeyRing("jwt", cfg.JWT.Keys, DefaultKeyFile, "kisee")
+	if cfg.KeyGenerated || (err == nil && cfg.Source.File == settings.DefaultsName && cfg.JWT.PrivateKey == "") {
+		cfg.KeyFile = DefaultKeyFile
+	}
+	return err
+}
+
+// DefaultKeyFile is where Kisee keeps its generated key when it runs
+// without a settings file.
+const DefaultKeyFile = "kisee-key.pem"

@@ -1,0 +1,842 @@
+// Package postgres is the Pasee Store on PostgreSQL, through a native pgx/v5
+// connection pool, for deployments with several Pasee instances or a
+// shared database.
+//
+// Transactions run at READ COMMITTED. Races are closed by the schema and by
+// conditional statements rather than by isolation: unique keys with ON
+// CONFLICT for creations, foreign keys (a group references its parent, a
+// membership its group and user, all ON DELETE CASCADE) so that nothing
+// outlives what it belongs to, and a conditional UPDATE for refresh-token
+// rotation. Times are stored as Unix milliseconds; see
+// migrations/pasee/postgres.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/kisee-pasee/suite/internal/pasee"
+	"github.com/kisee-pasee/suite/internal/pasee/store/internal/storeutil"
+	"github.com/kisee-pasee/suite/internal/sqldb"
+	"github.com/kisee-pasee/suite/migrations"
+)
+
+// Store is the PostgreSQL Pasee store. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+
+	// Logger, when set before Migrate, logs each migration applied.
+	Logger *slog.Logger
+}
+
+var _ pasee.Store = (*Store)(nil)
+
+// Open creates a connection pool for url ("postgres://user@host/db").
+// Connections are made on first use: Open succeeds while the server is
+// down, and the store answers ErrUnavailable until it is back. Call Migrate
+// before use unless the schema is known to be current.
+func Open(ctx context.Context, url string) (*Store, error) {
+	pool, err := sqldb.OpenPostgresPool(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open pasee store: %w", err)
+	}
+	return New(pool), nil
+}
+
+// New returns a store on pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// migrateLockKey is the advisory lock that makes Migrate calls wait for
+// one another. goose takes its own lock too, but polls for it every five
+// seconds; waiting on this one first keeps concurrent starts (and parallel
+// tests) from sleeping.
+const migrateLockKey int64 = 0x7061_7365_655f_6d69 // "pasee_mi"
+
+// Migrate applies Pasee's PostgreSQL migrations.
+func (s *Store) Migrate(ctx context.Context) error {
+	const op = "migrate pasee store"
+	fsys, err := migrations.Pasee(string(sqldb.Postgres))
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	lock, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fail(op, err)
+	}
+	defer lock.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // releases the lock; nothing was written
+	if _, err := lock.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
+		return fail(op, err)
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	if err := sqldb.Migrate(ctx, db, sqldb.Postgres, fsys, migrations.PaseeTable, s.Logger); err != nil {
+		return fail(op, err)
+	}
+	return nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fail("ping", err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be released.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// fail wraps err with the operation; errors meaning the database cannot be
+// reached also wrap pasee.ErrUnavailable.
+func fail(op string, err error) error {
+	if sqldb.IsUnavailable(err) {
+		return fmt.Errorf("%w: %s: %w", pasee.ErrUnavailable, op, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// PostgreSQL error codes and constraint names the store interprets.
+const (
+	foreignKeyViolation = "23503"
+	membershipGroupFK   = "pasee_memberships_group_fk"
+)
+
+func isForeignKeyViolation(err error, constraint string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == foreignKeyViolation && (constraint == "" || pe.ConstraintName == constraint)
+}
+
+// write runs fn in a transaction.
+func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	if err := pgx.BeginFunc(ctx, s.pool, fn); err != nil {
+		return fail(op, err)
+	}
+	return nil
+}
+
+// querier is what reads need: the pool or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func audit(ctx context.Context, q querier, now time.Time, actor, action, target, detail string) error {
+	_, err := q.Exec(ctx,
+		`INSERT INTO pasee_audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)`,
+		storeutil.Millis(now), actor, action, target, detail)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
+func groupExists(ctx context.Context, q querier, name string) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_groups WHERE name = $1)`, name).Scan(&ok)
+	return ok, err
+}
+
+// insertGroup creates name if missing and reports whether it did.
+func insertGroup(ctx context.Context, q querier, name string, now time.Time) (bool, error) {
+	var parent *string
+	if p := pasee.GroupParent(name); p != "" {
+		parent = &p
+	}
+	tag, err := q.Exec(ctx,
+		`INSERT INTO pasee_groups (name, parent_name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+		name, parent, storeutil.Millis(now))
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// ensureUser records user if unknown.
+func ensureUser(ctx context.Context, q querier, user string, now time.Time) error {
+	if user == "" {
+		return errors.New("empty user name")
+	}
+	_, err := q.Exec(ctx,
+		`INSERT INTO pasee_users (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+		user, storeutil.Millis(now))
+	return err
+}
+
+// addMember adds user (which must exist) to group and reports whether it
+// was not a member already.
+func addMember(ctx context.Context, q querier, group, user string, now time.Time) (bool, error) {
+	tag, err := q.Exec(ctx,
+		`INSERT INTO pasee_memberships (group_name, user_name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		group, user, storeutil.Millis(now))
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// CreateGroup creates name and name.staff and makes creator a member of
+// name.staff (no one when creator is empty).
+func (s *Store) CreateGroup(ctx context.Context, actor, name, creator string, now time.Time) error {
+	const op = "create group"
+	if err := pasee.ValidateGroupName(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return s.write(ctx, op, func(tx pgx.Tx) error {
+		if parent := pasee.GroupParent(name); parent != "" {
+			ok, err := groupExists(ctx, tx, parent)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return pasee.ErrParentNotFound
+			}
+		}
+		created, err := insertGroup(ctx, tx, name, now)
+		if isForeignKeyViolation(err, "") { // the parent was deleted meanwhile
+			return pasee.ErrParentNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !created {
+			return pasee.ErrGroupExists
+		}
+		if err := audit(ctx, tx, now, actor, pasee.ActionGroupCreate, name, ""); err != nil {
+			return err
+		}
+		staff := pasee.StaffOf(name)
+		created, err = insertGroup(ctx, tx, staff, now)
+		if err != nil {
+			return err
+		}
+		if created {
+			if err := audit(ctx, tx, now, actor, pasee.ActionGroupCreate, staff, ""); err != nil {
+				return err
+			}
+		}
+		if creator == "" {
+			return nil
+		}
+		if err := ensureUser(ctx, tx, creator, now); err != nil {
+			return err
+		}
+		added, err := addMember(ctx, tx, staff, creator, now)
+		if err != nil || !added {
+			return err
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionMemberAdd, staff, creator)
+	})
+}
+
+// EnsureGroup creates name and its missing ancestors, each (unless it is a
+// staff group itself) with its staff group.
+func (s *Store) EnsureGroup(ctx context.Context, actor, name string, now time.Time) error {
+	const op = "ensure group"
+	if err := pasee.ValidateGroupName(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return s.write(ctx, op, func(tx pgx.Tx) error {
+		chain := pasee.GroupAncestors(name)
+		for i := len(chain) - 1; i >= 0; i-- {
+			g := chain[i]
+			toCreate := []string{g}
+			if !pasee.IsStaffGroup(g) {
+				toCreate = append(toCreate, pasee.StaffOf(g))
+			}
+			for _, c := range toCreate {
+				created, err := insertGroup(ctx, tx, c, now)
+				if err != nil {
+					return err
+				}
+				if created {
+					if err := audit(ctx, tx, now, actor, pasee.ActionGroupCreate, c, ""); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteGroup deletes name and its subtree; their memberships go with
+// them (foreign keys), as does a subgroup created concurrently. The root
+// group "staff" cannot be deleted.
+func (s *Store) DeleteGroup(ctx context.Context, actor, name string, now time.Time) error {
+	const op = "delete group"
+	if name == pasee.StaffGroup {
+		return fmt.Errorf("%s: the root group %q cannot be deleted", op, pasee.StaffGroup)
+	}
+	below := storeutil.SubtreeBelow(name)
+	return s.write(ctx, op, func(tx pgx.Tx) error {
+		ok, err := groupExists(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return pasee.ErrGroupNotFound
+		}
+		var members int64
+		err = tx.QueryRow(ctx,
+			`SELECT count(*) FROM pasee_memberships WHERE group_name = $1 OR (group_name > $2 AND group_name < $3)`,
+			name, below.After, below.Before).Scan(&members)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx,
+			`DELETE FROM pasee_groups WHERE name = $1 OR (name > $2 AND name < $3)`,
+			name, below.After, below.Before)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 { // deleted meanwhile
+			return pasee.ErrGroupNotFound
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionGroupDelete, name,
+			fmt.Sprintf("%d groups, %d memberships", tag.RowsAffected(), members))
+	})
+}
+
+// GroupExists reports whether name exists.
+func (s *Store) GroupExists(ctx context.Context, name string) (bool, error) {
+	ok, err := groupExists(ctx, s.pool, name)
+	if err != nil {
+		return false, fail("group exists", err)
+	}
+	return ok, nil
+}
+
+// ListGroups returns group names in byte order after after, at most limit.
+func (s *Store) ListGroups(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	out, err := queryStrings(ctx, s.pool,
+		`SELECT name FROM pasee_groups WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fail("list groups", err)
+	}
+	return out, nil
+}
+
+// VisibleGroups returns the groups user belongs to or administers, in byte
+// order after after, at most limit; members of "staff" see every group.
+// Each administered subtree is read as one range of the primary key,
+// limited to the page size.
+func (s *Store) VisibleGroups(ctx context.Context, user, after string, limit int) ([]string, error) {
+	const op = "visible groups"
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	mine, err := s.UserGroups(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	v := storeutil.PlanVisibility(mine, after)
+	if v.All {
+		return s.ListGroups(ctx, after, limit)
+	}
+	var read []string
+	if len(v.Ranges) > 0 {
+		var q strings.Builder
+		args := make([]any, 0, 2*len(v.Ranges)+1)
+		args = append(args, limit)
+		for i, r := range v.Ranges {
+			if i > 0 {
+				q.WriteString(" UNION ALL ")
+			}
+			fmt.Fprintf(&q, `SELECT name FROM (SELECT name FROM pasee_groups WHERE name > $%d AND name < $%d ORDER BY name LIMIT $1) AS r%d`,
+				len(args)+1, len(args)+2, i)
+			args = append(args, r.After, r.Before)
+		}
+		q.WriteString(` ORDER BY name LIMIT $1`)
+		read, err = queryStrings(ctx, s.pool, q.String(), args...)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+	}
+	return v.Merge(read, limit), nil
+}
+
+// AddMember adds user to group, recording the user if unknown.
+func (s *Store) AddMember(ctx context.Context, actor, group, user string, now time.Time) error {
+	return s.write(ctx, "add member", func(tx pgx.Tx) error {
+		ok, err := groupExists(ctx, tx, group)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return pasee.ErrGroupNotFound
+		}
+		if err := ensureUser(ctx, tx, user, now); err != nil {
+			return err
+		}
+		added, err := addMember(ctx, tx, group, user, now)
+		if isForeignKeyViolation(err, membershipGroupFK) { // the group was deleted meanwhile
+			return pasee.ErrGroupNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !added {
+			return pasee.ErrAlreadyMember
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionMemberAdd, group, user)
+	})
+}
+
+// RemoveMember removes user from group: ErrNotMember if it was not a
+// member, ErrGroupNotFound if the group does not exist.
+func (s *Store) RemoveMember(ctx context.Context, actor, group, user string, now time.Time) error {
+	return s.write(ctx, "remove member", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`DELETE FROM pasee_memberships WHERE group_name = $1 AND user_name = $2`, group, user)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			ok, err := groupExists(ctx, tx, group)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return pasee.ErrGroupNotFound
+			}
+			return pasee.ErrNotMember
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionMemberRemove, group, user)
+	})
+}
+
+// Members returns the members of group in byte order after after, at most
+// limit; ErrGroupNotFound if the group does not exist.
+func (s *Store) Members(ctx context.Context, group, after string, limit int) ([]string, error) {
+	const op = "members"
+	out := []string{}
+	if limit > 0 {
+		var err error
+		out, err = queryStrings(ctx, s.pool,
+			`SELECT user_name FROM pasee_memberships WHERE group_name = $1 AND user_name > $2 ORDER BY user_name LIMIT $3`,
+			group, after, limit)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+	}
+	if len(out) == 0 {
+		ok, err := groupExists(ctx, s.pool, group)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", op, pasee.ErrGroupNotFound)
+		}
+	}
+	return out, nil
+}
+
+// UserGroups returns the groups user belongs to, sorted (none for an
+// unknown user).
+func (s *Store) UserGroups(ctx context.Context, user string) ([]string, error) {
+	out, err := queryStrings(ctx, s.pool,
+		`SELECT group_name FROM pasee_memberships WHERE user_name = $1 ORDER BY group_name`, user)
+	if err != nil {
+		return nil, fail("user groups", err)
+	}
+	return out, nil
+}
+
+// IsMemberOfAny reports whether user belongs to at least one of groups.
+func (s *Store) IsMemberOfAny(ctx context.Context, user string, groups []string) (bool, error) {
+	if len(groups) == 0 {
+		return false, nil
+	}
+	var ok bool
+	err := s.pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM pasee_memberships WHERE user_name = $1 AND group_name = ANY ($2))`,
+		user, groups).Scan(&ok)
+	if err != nil {
+		return false, fail("is member", err)
+	}
+	return ok, nil
+}
+
+const userColumns = `name, is_banned, created_at, last_login_at`
+
+func scanUser(row pgx.Row) (pasee.User, error) {
+	var (
+		u         pasee.User
+		created   int64
+		lastLogin *int64
+	)
+	if err := row.Scan(&u.Name, &u.IsBanned, &created, &lastLogin); err != nil {
+		return pasee.User{}, err
+	}
+	u.CreatedAt = storeutil.Time(created)
+	u.LastLoginAt = storeutil.NullTime(lastLogin)
+	return u, nil
+}
+
+// RecordLogin records user if unknown and sets its last login time.
+func (s *Store) RecordLogin(ctx context.Context, user string, now time.Time) (pasee.User, error) {
+	const op = "record login"
+	if user == "" {
+		return pasee.User{}, fmt.Errorf("%s: empty user name", op)
+	}
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`INSERT INTO pasee_users (name, created_at, last_login_at) VALUES ($1, $2, $2)
+		 ON CONFLICT (name) DO UPDATE SET last_login_at = EXCLUDED.last_login_at
+		 RETURNING `+userColumns,
+		user, storeutil.Millis(now)))
+	if err != nil {
+		return pasee.User{}, fail(op, err)
+	}
+	return u, nil
+}
+
+// GetUser returns user name, or ErrUserNotFound.
+func (s *Store) GetUser(ctx context.Context, name string) (pasee.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM pasee_users WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pasee.User{}, fmt.Errorf("get user: %w", pasee.ErrUserNotFound)
+	}
+	if err != nil {
+		return pasee.User{}, fail("get user", err)
+	}
+	return u, nil
+}
+
+// ListUsers returns users in byte order of their names after after, at
+// most limit.
+func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]pasee.User, error) {
+	const op = "list users"
+	if limit <= 0 {
+		return []pasee.User{}, nil
+	}
+	rows, err := s.pool.Query(ctx,
+		`SELECT `+userColumns+` FROM pasee_users WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pasee.User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if out == nil {
+		out = []pasee.User{}
+	}
+	return out, nil
+}
+
+// SetBanned bans or unbans user; banning revokes its live sessions in the
+// same transaction.
+func (s *Store) SetBanned(ctx context.Context, actor, user string, banned bool, now time.Time) error {
+	op := "unban user"
+	if banned {
+		op = "ban user"
+	}
+	return s.write(ctx, op, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE pasee_users SET is_banned = $1 WHERE name = $2`, banned, user)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pasee.ErrUserNotFound
+		}
+		if !banned {
+			return audit(ctx, tx, now, actor, pasee.ActionUserUnban, user, "")
+		}
+		tag, err = tx.Exec(ctx,
+			`UPDATE pasee_sessions SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL`,
+			storeutil.Millis(now), user)
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionUserBan, user, fmt.Sprintf("%d sessions revoked", tag.RowsAffected()))
+	})
+}
+
+// DeleteUser removes user; its memberships and sessions go with it
+// (foreign keys).
+func (s *Store) DeleteUser(ctx context.Context, actor, user string, now time.Time) error {
+	return s.write(ctx, "delete user", func(tx pgx.Tx) error {
+		groups, err := queryStrings(ctx, tx,
+			`SELECT group_name FROM pasee_memberships WHERE user_name = $1 ORDER BY group_name`, user)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM pasee_users WHERE name = $1`, user)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pasee.ErrUserNotFound
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionUserDelete, user, storeutil.GroupsDetail(groups))
+	})
+}
+
+const sessionColumns = `id, user_name, idp, claims, refresh_jti, access_jti, previous_jti,
+	issued_at, rotated_at, expires_at, revoked_at, created_at`
+
+func scanSession(row pgx.Row, extra ...any) (pasee.Session, error) {
+	var (
+		s                        pasee.Session
+		claims                   string
+		issued, expires, created int64
+		rotated, revoked         *int64
+	)
+	dest := []any{&s.ID, &s.User, &s.IDP, &claims, &s.RefreshJTI, &s.AccessJTI, &s.PreviousJTI,
+		&issued, &rotated, &expires, &revoked, &created}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return pasee.Session{}, err
+	}
+	c, err := storeutil.DecodeClaims(claims)
+	if err != nil {
+		return pasee.Session{}, err
+	}
+	s.Claims = c
+	s.IssuedAt = storeutil.Time(issued)
+	s.RotatedAt = storeutil.NullTime(rotated)
+	s.ExpiresAt = storeutil.Time(expires)
+	s.RevokedAt = storeutil.NullTime(revoked)
+	s.CreatedAt = storeutil.Time(created)
+	return s, nil
+}
+
+// CreateSession stores a new session, recording its user if unknown.
+// CreatedAt defaults to IssuedAt.
+func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
+	const op = "create session"
+	if sess.ID == "" {
+		return fmt.Errorf("%s: empty session id", op)
+	}
+	claims, err := storeutil.EncodeClaims(sess.Claims)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	created := sess.CreatedAt
+	if created.IsZero() {
+		created = sess.IssuedAt
+	}
+	return s.write(ctx, op, func(tx pgx.Tx) error {
+		if err := ensureUser(ctx, tx, sess.User, created); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			`INSERT INTO pasee_sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			sess.ID, sess.User, sess.IDP, claims, sess.RefreshJTI, sess.AccessJTI, sess.PreviousJTI,
+			storeutil.Millis(sess.IssuedAt), storeutil.NullMillis(sess.RotatedAt), storeutil.Millis(sess.ExpiresAt),
+			storeutil.NullMillis(sess.RevokedAt), storeutil.Millis(created))
+		return err
+	})
+}
+
+// CallerStatus implements pasee.Store in one query.
+func (s *Store) CallerStatus(ctx context.Context, user, sid string) (banned, live bool, err error) {
+	err = s.pool.QueryRow(ctx,
+		`SELECT u.is_banned, EXISTS (SELECT 1 FROM pasee_sessions s WHERE s.id = $2 AND s.user_name = u.name AND s.revoked_at IS NULL)
+		 FROM pasee_users u WHERE u.name = $1`, user, sid).Scan(&banned, &live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, fmt.Errorf("caller status: %w", pasee.ErrUserNotFound)
+	}
+	if err != nil {
+		return false, false, fail("caller status", err)
+	}
+	return banned, live, nil
+}
+
+// GetSession returns session id, or ErrNotFound.
+func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM pasee_sessions WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pasee.Session{}, fmt.Errorf("get session: %w", pasee.ErrNotFound)
+	}
+	if err != nil {
+		return pasee.Session{}, fail("get session", err)
+	}
+	return sess, nil
+}
+
+// Rotate spends presentedJTI of session id. The live token of a live,
+// unexpired session of a user who is not banned is swapped for next by one
+// conditional UPDATE: concurrent rotations of one token queue on the row
+// lock and, once the first commits, no longer match. Anything else is
+// classified from the session read (and locked) in the same transaction,
+// and reuse outside the grace window revokes the session (audited, actor
+// "system").
+func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration) (pasee.RotateOutcome, pasee.Session, error) {
+	// The live token of a live session is the common case: one statement,
+	// atomic on its own, no transaction round trips. Only when it changes
+	// nothing does the transaction below classify the token.
+	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
+	if sess, err := scanSession(s.pool.QueryRow(ctx, rotateSQL, args...)); err == nil {
+		return pasee.Rotated, sess, nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, pasee.Session{}, fail("rotate session", err)
+	}
+
+	var (
+		outcome pasee.RotateOutcome
+		sess    pasee.Session
+	)
+	err := s.write(ctx, "rotate session", func(tx pgx.Tx) error {
+		var err error
+		// Again inside the transaction: a concurrent refresh may have
+		// rotated the session since.
+		sess, err = scanSession(tx.QueryRow(ctx, rotateSQL, args...))
+		if err == nil {
+			outcome = pasee.Rotated
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		var banned bool
+		sess, err = scanSession(tx.QueryRow(ctx,
+			`SELECT `+sessionColumns+`,
+			   EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
+			 FROM pasee_sessions WHERE id = $1 FOR UPDATE`, id), &banned)
+		found := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		outcome = storeutil.ClassifySpent(sess, found, banned, presentedJTI, now, grace)
+		if outcome != pasee.ReuseDetected {
+			return nil
+		}
+		if _, err := tx.Exec(ctx,
+			`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
+			storeutil.Millis(now), id); err != nil {
+			return err
+		}
+		sess.RevokedAt = storeutil.Time(storeutil.Millis(now))
+		return audit(ctx, tx, now, "system", pasee.ActionSessionReuse, id, sess.User)
+	})
+	if err != nil {
+		return 0, pasee.Session{}, err
+	}
+	return outcome, sess, nil
+}
+
+// rotateSQL spends refresh token $7 of session $6 for the pair $1..$4 at
+// $5, if it is the live token of a live session of a user not banned.
+const rotateSQL = `UPDATE pasee_sessions
+	SET previous_jti = refresh_jti, refresh_jti = $1, access_jti = $2, issued_at = $3, expires_at = $4, rotated_at = $5
+	WHERE id = $6 AND refresh_jti = $7 AND revoked_at IS NULL AND expires_at > $5
+	  AND NOT EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
+	RETURNING ` + sessionColumns
+
+// RevokeSession revokes session id (ErrNotFound if unknown). Revoking a
+// revoked session changes nothing and is not audited again.
+func (s *Store) RevokeSession(ctx context.Context, actor, id string, now time.Time) error {
+	return s.write(ctx, "revoke session", func(tx pgx.Tx) error {
+		var user string
+		err := tx.QueryRow(ctx,
+			`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_name`,
+			storeutil.Millis(now), id).Scan(&user)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_sessions WHERE id = $1)`, id).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return pasee.ErrNotFound
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionSessionRevoke, id, user)
+	})
+}
+
+// RevokeUserSessions revokes every live session of user without banning
+// it, and audits it (even when none was live: an administrator acted).
+func (s *Store) RevokeUserSessions(ctx context.Context, actor, user string, now time.Time) (int, error) {
+	var revoked int64
+	err := s.write(ctx, "revoke user sessions", func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_users WHERE name = $1)`, user).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return pasee.ErrUserNotFound
+		}
+		tag, err := tx.Exec(ctx,
+			`UPDATE pasee_sessions SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL`,
+			storeutil.Millis(now), user)
+		if err != nil {
+			return err
+		}
+		revoked = tag.RowsAffected()
+		return audit(ctx, tx, now, actor, pasee.ActionSessionRevoke, user, fmt.Sprintf("%d sessions revoked", revoked))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(revoked), nil
+}
+
+// Audit returns audit events newest first, with ids below before (0: from
+// the newest), at most limit.
+func (s *Store) Audit(ctx context.Context, before int64, limit int) ([]pasee.AuditEvent, error) {
+	const op = "audit log"
+	if limit <= 0 {
+		return []pasee.AuditEvent{}, nil
+	}
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	rows, err := s.pool.Query(ctx,
+		`SELECT id, at, actor, action, target, detail FROM pasee_audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2`,
+		before, limit)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pasee.AuditEvent, error) {
+		var (
+			e  pasee.AuditEvent
+			at int64
+		)
+		err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail)
+		e.At = storeutil.Time(at)
+		return e, err
+	})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if out == nil {
+		out = []pasee.AuditEvent{}
+	}
+	return out, nil
+}
