@@ -161,7 +161,7 @@ func (e *env) tokenAttacks(t *testing.T) []attack {
 		label: "Kisee identity token", real: e.aliceID, control: e.aliceID, key: e.kiseeKey, wrongTyp: "at+jwt",
 		targets: []target{
 			{"at Kisee GET /jwt/{jti}", "kisee", "GET", jti, 401, "", 200},
-			{"at Pasee POST /tokens/?idp=kisee", "pasee", "POST", fixed("/tokens/?idp=kisee"), 403, "Can not authenticate on kisee", 201},
+			{"at Pasee POST /tokens/?idp=kisee", "pasee", "POST", fixed("/tokens/?idp=kisee"), 401, "Invalid token", 201},
 		},
 	}
 	access := family{
@@ -247,7 +247,7 @@ func (e *env) tokenAttacks(t *testing.T) []attack {
 	}
 	out = append(out,
 		attack{name: "revoked Kisee token at Kisee", svc: "kisee", method: "GET", path: "/jwt/" + revokedJTI, headers: bearer(revoked), status: 401, title: "Token revoked"},
-		attack{name: "revoked Kisee token at Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(revoked), status: 403, title: "Can not authenticate on kisee"},
+		attack{name: "revoked Kisee token at Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(revoked), status: 401, title: "Invalid token"},
 	)
 	return append(out, e.confusions()...)
 }
@@ -277,19 +277,19 @@ func (e *env) confusions() []attack {
 		{name: "Kisee identity token used as Pasee access token", svc: "pasee", method: "GET", path: "/groups/", headers: bearer(e.aliceID), status: 401},
 		{name: "Kisee identity token used as Pasee refresh token", svc: "pasee", method: "POST", path: "/tokens/?refresh", headers: bearer(e.aliceID), status: 401},
 		{name: "Pasee access token used as Kisee identity token", svc: "kisee", method: "GET", path: "/jwt/" + accessJTI, headers: bearer(e.bob.access), status: 401},
-		{name: "Pasee access token presented as a Kisee token to Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(e.bob.access), status: 403},
-		{name: "Pasee refresh token presented as a Kisee token to Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(e.bob.refresh), status: 403},
+		{name: "Pasee access token presented as a Kisee token to Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(e.bob.access), status: 401, title: "Invalid token"},
+		{name: "Pasee refresh token presented as a Kisee token to Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(e.bob.refresh), status: 401, title: "Invalid token"},
 		{name: "Kisee reset token used as identity token at GET /jwt/{jti}", svc: "kisee", method: "GET", path: "/jwt/" + resetJTI, headers: bearer(e.aliceReset), status: 401},
 		{name: "Kisee reset token used to revoke at DELETE /jwt/{jti}", svc: "kisee", method: "DELETE", path: "/jwt/" + resetJTI, headers: bearer(e.aliceReset), status: 401},
 		{name: "Kisee reset token used as password at Kisee", svc: "kisee", method: "POST", path: "/jwt/", body: map[string]string{"username": "alice", "password": e.aliceReset}, status: 403, title: "Failed identification"},
 		{name: "Kisee reset token used as Basic password", svc: "kisee", method: "PATCH", path: "/users/alice/", headers: basic("alice", e.aliceReset), body: `[{"op":"replace","path":"/password","value":"a brand new passphrase"}]`, status: 401},
-		{name: "Kisee reset token used to log in at Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(e.aliceReset), status: 403, title: "Can not authenticate on kisee"},
+		{name: "Kisee reset token used to log in at Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", headers: bearer(e.aliceReset), status: 401, title: "Invalid token"},
 		{name: "Kisee reset token used as password at Pasee", svc: "pasee", method: "POST", path: "/tokens/?idp=kisee", body: map[string]string{"login": "alice", "password": e.aliceReset}, status: 403},
 		{name: "Kisee reset token used as Pasee access token", svc: "pasee", method: "GET", path: "/groups/", headers: bearer(e.aliceReset), status: 401},
 		{name: "Kisee reset token used as Pasee refresh token", svc: "pasee", method: "POST", path: "/tokens/?refresh", headers: bearer(e.aliceReset), status: 401},
 		{name: "Kisee reset token of alice used on bob", svc: "kisee", method: "PATCH", path: "/users/bob/", headers: bearer(e.aliceReset), body: `[{"op":"replace","path":"/password","value":"a brand new passphrase"}]`, status: 403, title: "Token does not apply to user resource"},
 		{name: "Kisee identity token used to change a password", svc: "kisee", method: "PATCH", path: "/users/alice/", headers: bearer(e.aliceID), body: `[{"op":"replace","path":"/password","value":"a brand new passphrase"}]`, status: 403, title: "Use a password lost token or basic auth"},
-		{name: "Kisee token of a key Pasee rotated out", svc: "pasee", method: "POST", path: "/tokens/?idp=rotated", headers: bearer(e.aliceID), status: 403, title: "Can not authenticate on rotated"},
+		{name: "Kisee token of a key Pasee rotated out", svc: "pasee", method: "POST", path: "/tokens/?idp=rotated", headers: bearer(e.aliceID), status: 401, title: "Invalid token"},
 		{name: "Kisee token whose provider publishes a malformed key", svc: "pasee", method: "POST", path: "/tokens/?idp=evil", headers: bearer(e.aliceID), status: 503, title: "evil not responding"},
 		{name: "Kisee token at an unknown provider", svc: "pasee", method: "POST", path: "/tokens/?idp=nope", headers: bearer(e.aliceID), status: 400, title: "Identity provider not implemented"},
 		{name: "Kisee token of someone else's jti", svc: "kisee", method: "GET", path: "/jwt/" + resetJTI, headers: bearer(e.aliceID), status: 404},

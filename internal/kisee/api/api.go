@@ -68,6 +68,10 @@ func (h *Handler) home() web.Home {
 			"users":               {Href: h.url("/users/"), Hints: web.Hints{Allow: []string{"GET", "POST"}, Formats: json}},
 			"password_recoveries": {Href: h.url("/password_recoveries/"), Hints: web.Hints{Allow: []string{"GET", "POST"}, Formats: json}},
 			"jwks":                {Href: h.url("/jwks.json"), Hints: web.Hints{Allow: []string{"GET"}, Formats: json}},
+			// Tells a Pasee that GET /jwt/{jti} answers whether a token was
+			// revoked (the original Kisee had the route but answered 500).
+			"token_status": {HrefTmpl: h.url("/jwt/") + "{jti}", HrefVars: map[string]string{"jti": h.url("/openapi.yaml")},
+				Hints: web.Hints{Allow: []string{"GET", "DELETE"}, Formats: json}},
 		},
 	}
 }

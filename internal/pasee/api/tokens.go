@@ -87,6 +87,11 @@ func (h *Handler) postTokens(c echo.Context) error {
 	if web.HasBearer(c) {
 		raw, _ := web.BearerToken(c)
 		pair, err = h.svc.LoginWithToken(ctx, idp, raw)
+		if errors.Is(err, pasee.ErrProviderRefused) {
+			// An expired, wrongly signed or revoked provider token is a bad
+			// bearer token like any other.
+			return web.Unauthorized("Invalid token", "The "+idp+" token is invalid, expired or revoked; log in again at "+idp+".")
+		}
 	} else {
 		var body loginBody
 		if err := web.DecodeJSON(c, &body); err != nil {

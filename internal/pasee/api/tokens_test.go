@@ -87,10 +87,10 @@ func TestLoginWithProviderToken(t *testing.T) {
 	// Once the owner revokes the Kisee token, Pasee refuses it.
 	jti := strings.TrimPrefix(kr.Header.Get("Location"), "/jwt/")
 	Do(t, "DELETE", s.kisee.URL+"/jwt/"+jti, nil, Bearer(kt)...).WantStatus(t, 204)
-	Do(t, "POST", s.pasee.URL+"/tokens/?idp=kisee", nil, Bearer(kt)...).WantProblem(t, 403, "Can not authenticate on kisee")
+	wantInvalidToken(t, Do(t, "POST", s.pasee.URL+"/tokens/?idp=kisee", nil, Bearer(kt)...))
 	// A Pasee access token is not a Kisee token.
 	pt := s.login(t, "bob", bobPassword).access
-	Do(t, "POST", s.pasee.URL+"/tokens/?idp=kisee", nil, Bearer(pt)...).WantProblem(t, 403, "Can not authenticate on kisee")
+	wantInvalidToken(t, Do(t, "POST", s.pasee.URL+"/tokens/?idp=kisee", nil, Bearer(pt)...))
 }
 
 func TestLoginRefusals(t *testing.T) {
@@ -104,7 +104,7 @@ func TestLoginRefusals(t *testing.T) {
 	Do(t, "POST", u+"?idp=kisee", `{"login":5,"password":"x"}`).WantProblem(t, 400, "Invalid JSON")
 	Do(t, "POST", u+"?idp=kisee", `{"login":`).WantProblem(t, 400, "Invalid JSON")
 	Do(t, "POST", u+"?idp=kisee", `{"login":"a","password":"`+strings.Repeat("x", 1<<20)+`"}`).WantProblem(t, 413, "Request body too large")
-	Do(t, "POST", u+"?idp=kisee", nil, Bearer("garbage")...).WantProblem(t, 403, "Can not authenticate on kisee")
+	wantInvalidToken(t, Do(t, "POST", u+"?idp=kisee", nil, Bearer("garbage")...))
 	Do(t, "POST", u+"?grant=password", `{}`).WantProblem(t, 400, "Grant not supported")
 	Do(t, "GET", s.pasee.URL+"/health", nil).WantStatus(t, 200)
 }
@@ -298,5 +298,15 @@ func TestJSONHome(t *testing.T) {
 	}
 	if ct := Do(t, "GET", s.pasee.URL+"/", nil, "Accept", "application/json").Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || strings.Contains(ct, "home") {
 		t.Fatalf("Accept: application/json answered %q", ct)
+	}
+}
+
+// wantInvalidToken checks the answer to a bad provider token given as
+// Bearer: 401 with the challenge RFC 6750 asks for, like any bad token.
+func wantInvalidToken(t *testing.T, r *Response) {
+	t.Helper()
+	r.WantProblem(t, 401, "Invalid token")
+	if got := r.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
+		t.Fatalf("WWW-Authenticate %q", got)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	oauth2provider "github.com/kisee-pasee/suite/internal/pasee/provider/oauth2"
 	oidcprovider "github.com/kisee-pasee/suite/internal/pasee/provider/oidc"
 	paseeprovider "github.com/kisee-pasee/suite/internal/pasee/provider/pasee"
+	"github.com/kisee-pasee/suite/internal/pasee/provider/upstream"
 	"github.com/kisee-pasee/suite/internal/pasee/store"
 	"github.com/kisee-pasee/suite/internal/ratelimit"
 	"github.com/kisee-pasee/suite/internal/sqldb"
@@ -64,12 +65,14 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
 			}
+			cfg.defaultLegacy(&o.Options)
 			p, err = kiseeprovider.New(ps.Name, ps.Endpoint, o)
 		case "pasee":
 			var o paseeprovider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
 			}
+			cfg.defaultLegacy(&o.Options)
 			p, err = paseeprovider.New(ps.Name, ps.Endpoint, o)
 		case "oauth2":
 			var o oauth2provider.Options
@@ -96,6 +99,16 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// defaultLegacy gives a provider without its own legacy_es256k the value
+// of [jwt] legacy_es256k: the one switch that lets this Pasee sit beside
+// the original services covers what it verifies as well as what it signs.
+func (cfg *Config) defaultLegacy(o *upstream.Options) {
+	if o.LegacyES256K == nil {
+		v := cfg.JWT.LegacyES256K
+		o.LegacyES256K = &v
+	}
 }
 
 // New opens the store, builds the providers and wires the service and API.

@@ -2,7 +2,8 @@
 // and password to a Kisee's token endpoint (found through its JSON-Home),
 // verifies the identity token it returns against the Kisee's keys, and
 // keeps only the whitelisted claims. A Kisee token the client already
-// holds can be presented instead, and is checked for revocation.
+// holds can be presented instead, and is checked for revocation when the
+// Kisee offers it (check_revocation).
 package kisee
 
 import (
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/pasee/provider/upstream"
@@ -21,16 +23,64 @@ import (
 // Options are the [identity_providers.settings] of a kisee provider.
 type Options struct {
 	upstream.Options
-	// CheckRevocation asks Kisee whether a token presented as Bearer was
-	// revoked (GET /jwt/{jti}); default true.
-	CheckRevocation *bool `toml:"check_revocation"`
+	// CheckRevocation says when Kisee is asked whether a token presented as
+	// Bearer was revoked (GET /jwt/{jti}): "auto" (the default) when its
+	// JSON-Home advertises the route, true always, false never. See
+	// Revocation.
+	CheckRevocation any `toml:"check_revocation"`
+}
+
+// Revocation is when a Bearer token is checked for revocation.
+type Revocation int
+
+const (
+	// RevocationAuto asks Kisees whose JSON-Home advertises the
+	// "token_status" resource (this suite's Kisee), and refuses the token
+	// when such a Kisee does not answer. The original Kisee advertises no
+	// such route (it answers GET /jwt/{jti} with 500): its tokens are
+	// trusted until they expire, as the original Pasee did.
+	RevocationAuto Revocation = iota
+	// RevocationAlways asks every time and refuses the token unless Kisee
+	// answers that it lives.
+	RevocationAlways
+	// RevocationNever never asks.
+	RevocationNever
+)
+
+// TokenStatusResource is the JSON-Home resource through which a Kisee
+// tells whether one of its tokens was revoked: an href-template with the
+// variable jti.
+const TokenStatusResource = "token_status"
+
+// ParseRevocation reads a check_revocation value: true, false, "auto"
+// (or nil: the default, auto), "true" or "false".
+func ParseRevocation(v any) (Revocation, error) {
+	switch v := v.(type) {
+	case nil:
+		return RevocationAuto, nil
+	case bool:
+		if v {
+			return RevocationAlways, nil
+		}
+		return RevocationNever, nil
+	case string:
+		switch strings.ToLower(v) {
+		case "auto":
+			return RevocationAuto, nil
+		case "true", "always":
+			return RevocationAlways, nil
+		case "false", "never":
+			return RevocationNever, nil
+		}
+	}
+	return 0, fmt.Errorf("check_revocation: %v is not one of \"auto\", true, false", v)
 }
 
 // Provider is a Kisee.
 type Provider struct {
 	name       string
 	client     *upstream.Client
-	revocation bool
+	revocation Revocation
 }
 
 var (
@@ -41,15 +91,15 @@ var (
 
 // New returns the provider name for the Kisee at endpoint.
 func New(name, endpoint string, o Options) (*Provider, error) {
+	rev, err := ParseRevocation(o.CheckRevocation)
+	if err != nil {
+		return nil, err
+	}
 	c, err := upstream.New(name, endpoint, o.Options, token.TypeJWT)
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{name: name, client: c, revocation: true}
-	if o.CheckRevocation != nil {
-		p.revocation = *o.CheckRevocation
-	}
-	return p, nil
+	return &Provider{name: name, client: c, revocation: rev}, nil
 }
 
 // Name implements pasee.Provider.
@@ -97,24 +147,40 @@ func (p *Provider) VerifyToken(ctx context.Context, raw string) (pasee.Identity,
 		}
 		return pasee.Identity{}, fmt.Errorf("%w: %v", pasee.ErrProviderRefused, err)
 	}
-	if p.revocation {
-		if err := p.checkRevocation(ctx, raw, claims.ID); err != nil {
-			return pasee.Identity{}, err
-		}
+	if p.revocation == RevocationNever {
+		return id, nil
+	}
+	tmpl, advertised, err := p.client.Template(ctx, TokenStatusResource)
+	if err != nil {
+		// Whether this Kisee can revoke tokens is unknown: fail closed.
+		return pasee.Identity{}, err
+	}
+	if !advertised && p.revocation == RevocationAuto {
+		return id, nil
+	}
+	if err := p.checkRevocation(ctx, raw, claims.ID, tmpl); err != nil {
+		return pasee.Identity{}, err
 	}
 	return id, nil
 }
 
-// checkRevocation asks Kisee about the token (GET /jwt/{jti} with itself).
-func (p *Provider) checkRevocation(ctx context.Context, raw, jti string) error {
+// checkRevocation asks Kisee about the token (GET /jwt/{jti} with itself),
+// at the advertised template or else below the "jwt" resource.
+func (p *Provider) checkRevocation(ctx context.Context, raw, jti, tmpl string) error {
 	if jti == "" {
 		return fmt.Errorf("%w: token without jti cannot be checked for revocation", pasee.ErrProviderRefused)
 	}
-	base, err := p.client.Resource(ctx, "jwt")
-	if err != nil {
-		return err
+	var href string
+	if tmpl != "" && strings.Count(tmpl, "{jti}") == 1 {
+		href = strings.Replace(tmpl, "{jti}", url.PathEscape(jti), 1)
+	} else {
+		base, err := p.client.Resource(ctx, "jwt")
+		if err != nil {
+			return err
+		}
+		href = base + url.PathEscape(jti)
 	}
-	resp, body, err := p.client.Get(ctx, base+url.PathEscape(jti), raw)
+	resp, body, err := p.client.Get(ctx, href, raw)
 	if err != nil {
 		return err
 	}

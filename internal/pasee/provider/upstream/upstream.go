@@ -37,8 +37,20 @@ type Options struct {
 	Issuer string `toml:"issuer"`
 	// Timeout bounds every call to the upstream (default 5 s).
 	Timeout settings.Duration `toml:"timeout"`
-	// LegacyES256K accepts secp256k1 tokens labelled ES256 (original services).
-	LegacyES256K bool `toml:"legacy_es256k"`
+	// LegacyES256K accepts secp256k1 tokens labelled ES256 (original
+	// services). Unset, it follows Pasee's [jwt] legacy_es256k.
+	LegacyES256K *bool `toml:"legacy_es256k"`
+}
+
+// homeTTL is how long a discovered JSON-Home is trusted before it is read
+// again: an upstream upgraded in place (an original Kisee replaced by this
+// one) is noticed without restarting Pasee.
+const homeTTL = 5 * time.Minute
+
+// resource is one JSON-Home entry: a plain href or an RFC 6570 template.
+type resource struct {
+	href     string
+	template string
 }
 
 // maxAnswer bounds what is read of an upstream answer.
@@ -53,7 +65,8 @@ type Client struct {
 	types    []string
 
 	mu       sync.Mutex
-	home     map[string]string // resource name → absolute href
+	home     map[string]resource // resource name → absolute href or template
+	homeAt   time.Time           // when home was read
 	homeErr  time.Time
 	verifier *token.Verifier
 }
@@ -89,7 +102,7 @@ func New(name, endpoint string, o Options, types ...string) (*Client, error) {
 }
 
 func (c *Client) newVerifier(keys token.KeySet) *token.Verifier {
-	opts := []token.VerifierOption{token.WithTypes(c.types...), token.AcceptLegacyES256K(c.opts.LegacyES256K)}
+	opts := []token.VerifierOption{token.WithTypes(c.types...), token.AcceptLegacyES256K(c.opts.LegacyES256K != nil && *c.opts.LegacyES256K)}
 	if c.opts.Issuer != "" {
 		opts = append(opts, token.WithIssuer(c.opts.Issuer))
 	}
@@ -102,32 +115,58 @@ func (c *Client) Endpoint() string { return c.endpoint.String() }
 // Resource returns the absolute URL of the upstream's JSON-Home resource
 // name, discovering (and caching) the JSON-Home on first use.
 func (c *Client) Resource(ctx context.Context, name string) (string, error) {
-	c.mu.Lock()
-	home, failedAt := c.home, c.homeErr
-	c.mu.Unlock()
-	if home == nil {
-		if !failedAt.IsZero() && time.Since(failedAt) < time.Second {
-			return "", fmt.Errorf("%w: %s's JSON-Home was unreachable a moment ago", pasee.ErrProviderUnavailable, c.name)
-		}
-		var err error
-		if home, err = c.fetchHome(ctx); err != nil {
-			c.mu.Lock()
-			c.homeErr = time.Now()
-			c.mu.Unlock()
-			return "", err
-		}
-		c.mu.Lock()
-		c.home = home
-		c.mu.Unlock()
+	home, err := c.homeDoc(ctx)
+	if err != nil {
+		return "", err
 	}
-	href, ok := home[name]
-	if !ok {
+	r, ok := home[name]
+	if !ok || r.href == "" {
 		return "", fmt.Errorf("%w: %s's JSON-Home has no %q resource", pasee.ErrProviderBadAnswer, c.name, name)
 	}
-	return href, nil
+	return r.href, nil
 }
 
-func (c *Client) fetchHome(ctx context.Context) (map[string]string, error) {
+// Template returns the URL template (href-template) of the JSON-Home
+// resource name, and false when the upstream does not advertise it.
+func (c *Client) Template(ctx context.Context, name string) (string, bool, error) {
+	home, err := c.homeDoc(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	r, ok := home[name]
+	return r.template, ok && r.template != "", nil
+}
+
+// homeDoc returns the upstream's JSON-Home, read again once homeTTL has
+// passed. A stale copy keeps serving while the upstream cannot answer.
+func (c *Client) homeDoc(ctx context.Context) (map[string]resource, error) {
+	c.mu.Lock()
+	home, readAt, failedAt := c.home, c.homeAt, c.homeErr
+	c.mu.Unlock()
+	if home != nil && time.Since(readAt) < homeTTL {
+		return home, nil
+	}
+	if !failedAt.IsZero() && time.Since(failedAt) < time.Second {
+		if home != nil {
+			return home, nil
+		}
+		return nil, fmt.Errorf("%w: %s's JSON-Home was unreachable a moment ago", pasee.ErrProviderUnavailable, c.name)
+	}
+	fresh, err := c.fetchHome(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.homeErr = time.Now()
+		if home != nil {
+			return home, nil
+		}
+		return nil, err
+	}
+	c.home, c.homeAt = fresh, time.Now()
+	return fresh, nil
+}
+
+func (c *Client) fetchHome(ctx context.Context) (map[string]resource, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", pasee.ErrProviderUnavailable, err)
@@ -142,27 +181,45 @@ func (c *Client) fetchHome(ctx context.Context) (map[string]string, error) {
 	}
 	var doc struct {
 		Resources map[string]struct {
-			Href string `json:"href"`
+			Href     string `json:"href"`
+			Template string `json:"href-template"`
 		} `json:"resources"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil || len(doc.Resources) == 0 {
 		return nil, fmt.Errorf("%w: %s's / is not a JSON-Home document", pasee.ErrProviderBadAnswer, c.name)
 	}
-	home := make(map[string]string, len(doc.Resources))
+	home := make(map[string]resource, len(doc.Resources))
 	for name, r := range doc.Resources {
-		ref, err := url.Parse(r.Href)
-		if err != nil || r.Href == "" {
-			continue
+		var entry resource
+		if r.Href != "" {
+			entry.href = c.onEndpoint(r.Href)
 		}
-		// The original services gave relative hrefs. Absolute ones are
-		// built from the upstream's public hostname, which may not be
-		// reachable from here (a container network, a split-horizon DNS):
-		// keep their path, on the endpoint Pasee was told to use.
-		abs := c.endpoint.ResolveReference(ref)
-		abs.Scheme, abs.Host = c.endpoint.Scheme, c.endpoint.Host
-		home[name] = abs.String()
+		if r.Template != "" {
+			entry.template = c.onEndpoint(r.Template)
+		}
+		if entry.href != "" || entry.template != "" {
+			home[name] = entry
+		}
 	}
 	return home, nil
+}
+
+// onEndpoint resolves a JSON-Home link on the configured endpoint. The
+// original services gave relative hrefs. Absolute ones are built from the
+// upstream's public hostname, which may not be reachable from here (a
+// container network, a split-horizon DNS): keep their path, on the
+// endpoint Pasee was told to use. "" when the link is not a URL.
+func (c *Client) onEndpoint(link string) string {
+	// Template variables ({jti}) are not valid in a URL path: parse with
+	// them escaped, and put them back.
+	escaped := strings.NewReplacer("{", "%7B", "}", "%7D").Replace(link)
+	ref, err := url.Parse(escaped)
+	if err != nil {
+		return ""
+	}
+	abs := c.endpoint.ResolveReference(ref)
+	abs.Scheme, abs.Host = c.endpoint.Scheme, c.endpoint.Host
+	return strings.NewReplacer("%7B", "{", "%7D", "}").Replace(abs.String())
 }
 
 // do sends req and reads a bounded answer, mapping transport failures to
