@@ -117,6 +117,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if a.Logger == nil {
 		a.Logger = slog.Default()
 	}
+	for _, k := range cfg.Legacy {
+		a.Logger.Warn(k.Warning(cfg.Source.File))
+	}
 	providers, err := cfg.Providers()
 	if err != nil {
 		return nil, err

@@ -36,6 +36,7 @@ Commands:
   migrate                   apply the database migrations and exit
   healthcheck               exit 0 if the local server's /health is green [--url URL]
   keygen                    print a fresh private key [--alg ES256|ES384|ES256K|EdDSA|RS256]
+  settings upgrade FILE     print FILE (an original Pasee's settings) rewritten for this Pasee
   version                   print the version
 
 Flags (anywhere on the line):
@@ -75,6 +76,8 @@ func Main(ctx context.Context, args []string, stdio Stdio, version string) int {
 		err = c.keygen(args)
 	case "healthcheck":
 		err = c.healthcheck(ctx, args)
+	case "settings":
+		err = c.settingsCmd(args)
 	case "version":
 		fmt.Fprintln(stdio.Out, version)
 	case "help", "-h", "--help":

@@ -44,6 +44,7 @@ type Settings struct {
 	} `toml:"cors"`
 	RateLimit settings.RateLimit `toml:"rate_limit"`
 	Log       settings.Log       `toml:"log"`
+	LegacySettings
 }
 
 // ProviderSettings is one [[identity_providers]] entry.
@@ -57,6 +58,7 @@ type ProviderSettings struct {
 	Scheme       string         `toml:"scheme"`
 	Registration bool           `toml:"registration"`
 	Settings     map[string]any `toml:"settings"`
+	LegacyProvider
 }
 
 // Config is loaded, checked settings.
@@ -65,6 +67,8 @@ type Config struct {
 	Source       *settings.Source
 	Keys         token.KeyRing
 	KeyGenerated bool
+	// Legacy are the original Pasee's keys found in the file, mapped.
+	Legacy []LegacyKey
 }
 
 // DefaultKeyFile is where Pasee keeps its generated key when it runs
@@ -114,6 +118,9 @@ func FromSource(src *settings.Source) (*Config, error) {
 	if cfg.Keys, cfg.KeyGenerated, err = src.KeyRing(prefix, keys, DefaultKeyFile, "pasee"); err != nil {
 		return nil, err
 	}
+	if err := cfg.mapLegacyAlgorithm(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -132,6 +139,9 @@ func LoadWithoutKeys(path string) (*Config, error) {
 func checked(src *settings.Source) (*Config, error) {
 	cfg := &Config{Source: src}
 	if err := src.Decode(&cfg.Settings); err != nil {
+		return nil, err
+	}
+	if err := cfg.mapLegacy(); err != nil {
 		return nil, err
 	}
 	if err := cfg.check(); err != nil {
