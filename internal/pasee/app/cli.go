@@ -37,6 +37,8 @@ Commands:
   healthcheck               exit 0 if the local server's /health is green [--url URL]
   keygen                    print a fresh private key [--alg ES256|ES384|ES256K|EdDSA|RS256]
   settings upgrade FILE     print FILE (an original Pasee's settings) rewritten for this Pasee
+  import --from URL         copy an original Pasee's users, groups, memberships and bans into
+                            the configured store (URL: postgres://... or sqlite:FILE) [--dry-run]
   version                   print the version
 
 Flags (anywhere on the line):
@@ -78,6 +80,8 @@ func Main(ctx context.Context, args []string, stdio Stdio, version string) int {
 		err = c.healthcheck(ctx, args)
 	case "settings":
 		err = c.settingsCmd(args)
+	case "import":
+		err = c.importCmd(ctx, args)
 	case "version":
 		fmt.Fprintln(stdio.Out, version)
 	case "help", "-h", "--help":

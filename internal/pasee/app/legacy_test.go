@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kisee-pasee/suite/internal/settings"
+	"github.com/kisee-pasee/suite/internal/sqldb"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
@@ -190,5 +191,57 @@ func TestLegacySettingsErrors(t *testing.T) {
 	src, _ = settings.Parse("old.toml", []byte(strings.Replace(string(data), `algorithm = "ES256"`, `algorithm = "RS256"`, 1)), "")
 	if _, err := FromSource(src); !errors.As(err, &se) || se.Key != "algorithm" || se.Line != 22 {
 		t.Fatalf("err = %v, want old.toml:22: algorithm ...", err)
+	}
+}
+
+// `pasee import --from sqlite:FILE` through the command line: a dry run
+// reports and writes nothing, the import writes, a rerun changes nothing.
+func TestImportCommand(t *testing.T) {
+	dir := t.TempDir()
+	orig := filepath.Join(dir, "original.db")
+	db, err := sqldb.OpenSQLite(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE users(name TEXT PRIMARY KEY, is_banned BOOLEAN DEFAULT FALSE)`,
+		`CREATE TABLE groups(name TEXT PRIMARY KEY)`,
+		`CREATE TABLE user_in_group(id INTEGER PRIMARY KEY, user TEXT, group_name TEXT)`,
+		`INSERT INTO users (name, is_banned) VALUES ('kisee-John', 0), ('kisee-Eve', 1)`,
+		`INSERT INTO groups (name) VALUES ('admin'), ('admin.developers')`,
+		`INSERT INTO user_in_group ("user", group_name) VALUES ('kisee-John', 'admin.developers')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	settingsFile := filepath.Join(dir, "pasee.toml")
+	doc := pemKey(t) + "[storage]\nurl = \"sqlite:" + filepath.Join(dir, "pasee.db") + "\"\n" + kiseeProvider
+	if err := os.WriteFile(settingsFile, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errs strings.Builder
+		if code := Main(t.Context(), append([]string{"--settings-file", settingsFile}, args...), Stdio{Out: &out, Err: &errs}, "test"); code != 0 {
+			t.Fatalf("pasee %v: exit %d: %s", args, code, errs.String())
+		}
+		return out.String()
+	}
+	if out := run("import", "--from", "sqlite:"+orig, "--dry-run"); !strings.Contains(out, "would import: 4 changes") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	if out := run("groups"); strings.TrimSpace(out) != "staff" {
+		t.Fatalf("the dry run wrote groups:\n%s", out)
+	}
+	if out := run("import", "--from", "sqlite:"+orig); !strings.Contains(out, "imported: 4 changes") {
+		t.Fatalf("import:\n%s", out)
+	}
+	if out := run("groups", "kisee-John"); strings.TrimSpace(out) != "admin.developers" {
+		t.Fatalf("John's groups:\n%s", out)
+	}
+	if out := run("import", "--from", "sqlite:"+orig); !strings.Contains(out, "imported: 0 changes") {
+		t.Fatalf("rerun:\n%s", out)
 	}
 }
