@@ -575,7 +575,13 @@ func TestUnreachableDatabase(t *testing.T) {
 // settings loader does (strictly: a misspelt key fails).
 func exampleOptions(t *testing.T) sqlquery.Options {
 	t.Helper()
-	path := filepath.Join("..", "..", "..", "..", "configs", "kisee-sql-query.toml")
+	return configOptions(t, "kisee-sql-query.toml")
+}
+
+// configOptions reads the sql-query options of configs/name strictly.
+func configOptions(t *testing.T, name string) sqlquery.Options {
+	t.Helper()
+	path := filepath.Join("..", "..", "..", "..", "configs", name)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
