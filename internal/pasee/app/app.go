@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,9 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 			var o kiseeprovider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
+			}
+			if _, err := kiseeprovider.ParseRevocation(o.CheckRevocation); err != nil {
+				return nil, cfg.Source.Errorf(key+".check_revocation", "%v", strings.TrimPrefix(err.Error(), "check_revocation: "))
 			}
 			cfg.defaultLegacy(&o.Options)
 			p, err = kiseeprovider.New(ps.Name, ps.Endpoint, o)
