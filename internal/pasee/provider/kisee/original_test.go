@@ -2,8 +2,6 @@ package kisee_test
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
-	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 
 	. "github.com/kisee-pasee/suite/internal/httptestutil"
 	"github.com/kisee-pasee/suite/internal/pasee/app"
@@ -126,22 +123,12 @@ func (k *originalKisee) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// sign writes a token exactly as the original Kisee (PyJWT, algorithm
-// "ES256", a secp256k1 key) did: header {"alg":"ES256","typ":"JWT"}, no
-// kid, a raw r||s signature over SHA-256.
 func (k *originalKisee) sign(claims map[string]any) string {
-	return signWith(k.key, claims)
+	return paseetest.OriginalToken(k.key, claims)
 }
 
 func signWith(key *secp256k1.PrivateKey, claims map[string]any) string {
-	b64 := base64.RawURLEncoding
-	payload, _ := json.Marshal(claims)
-	input := b64.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT"}`)) + "." + b64.EncodeToString(payload)
-	digest := sha256.Sum256([]byte(input))
-	sig := ecdsa.Sign(key, digest[:])
-	r, s := sig.R(), sig.S()
-	rb, sb := r.Bytes(), s.Bytes()
-	return input + "." + b64.EncodeToString(append(rb[:], sb[:]...))
+	return paseetest.OriginalToken(key, claims)
 }
 
 func (k *originalKisee) token(sub string, exp time.Time) string {

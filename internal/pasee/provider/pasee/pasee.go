@@ -43,7 +43,14 @@ func New(name, endpoint string, o Options) (*Provider, error) {
 	if o.IDP == "" {
 		return nil, errors.New("idp: the upstream Pasee's identity provider to log in with is required")
 	}
-	c, err := upstream.New(name, endpoint, o.Options, token.TypeAccess)
+	types := []string{token.TypeAccess}
+	if o.LegacyES256K != nil && *o.LegacyES256K {
+		// The original Pasee's access tokens are typed "JWT" (its refresh
+		// tokens too, and upstream.Client.Verify refuses those by their
+		// refresh_token claim).
+		types = append(types, token.TypeJWT)
+	}
+	c, err := upstream.New(name, endpoint, o.Options, types...)
 	if err != nil {
 		return nil, err
 	}
