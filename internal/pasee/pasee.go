@@ -100,8 +100,9 @@ var (
 
 // Store keeps users, groups, memberships, sessions and the audit log. Every
 // mutating method writes its audit event in the same transaction as the
-// change, with actor as the one who acted. Implementations: store/sqlite,
-// store/postgres; store/storetest is the conformance suite both pass.
+// change, with actor as the one who acted. Implementation: store/sqlstore,
+// on SQLite and PostgreSQL; store/storetest is the conformance suite it
+// passes on both.
 //
 // Errors wrap the sentinels above; a database that cannot be reached
 // yields an error wrapping ErrUnavailable.

@@ -142,7 +142,14 @@ func OpenPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
 	}
 	// Closing a *sql.DB made by stdlib.OpenDBFromPool leaves the pool open;
 	// database/sql closes a connector that is an io.Closer, so wrap it.
-	return sql.OpenDB(poolConnector{Connector: stdlib.GetPoolConnector(pool), pool: pool}), nil
+	db := sql.OpenDB(poolConnector{Connector: stdlib.GetPoolConnector(pool), pool: pool})
+	// database/sql keeps 2 idle connections by default and hands the others
+	// back to pgxpool after each use, paying an acquire and a release per
+	// statement under load; keep as many as pgxpool allows instead.
+	n := int(pool.Config().MaxConns)
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	return db, nil
 }
 
 // poolConnector closes its pgx pool when the *sql.DB is closed.

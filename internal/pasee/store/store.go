@@ -1,6 +1,6 @@
 // Package store opens the Pasee Store named by the settings' storage URL:
-// "sqlite:pasee.db" (the embedded default, package store/sqlite) or
-// "postgres://user@host/db" (package store/postgres).
+// "sqlite:pasee.db" (the embedded default) or "postgres://user@host/db",
+// both served by package store/sqlstore.
 package store
 
 import (
@@ -9,8 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
-	"github.com/kisee-pasee/suite/internal/pasee/store/postgres"
-	"github.com/kisee-pasee/suite/internal/pasee/store/sqlite"
+	"github.com/kisee-pasee/suite/internal/pasee/store/sqlstore"
 	"github.com/kisee-pasee/suite/internal/sqldb"
 )
 
@@ -22,30 +21,13 @@ func Open(ctx context.Context, url string, logger *slog.Logger, migrate bool) (p
 	if err != nil {
 		return nil, fmt.Errorf("pasee storage: %w", err)
 	}
-	var (
-		s        pasee.Store
-		migrator interface{ Migrate(context.Context) error }
-	)
-	switch target.Dialect {
-	case sqldb.SQLite:
-		st, err := sqlite.Open(ctx, target.DSN)
-		if err != nil {
-			return nil, fmt.Errorf("pasee storage: %w", err)
-		}
-		st.Logger = logger
-		s, migrator = st, st
-	case sqldb.Postgres:
-		st, err := postgres.Open(ctx, target.DSN)
-		if err != nil {
-			return nil, fmt.Errorf("pasee storage: %w", err)
-		}
-		st.Logger = logger
-		s, migrator = st, st
-	default:
-		return nil, fmt.Errorf("pasee storage: unsupported dialect %q", target.Dialect)
+	s, err := sqlstore.Open(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("pasee storage: %w", err)
 	}
+	s.Logger = logger
 	if migrate {
-		if err := migrator.Migrate(ctx); err != nil {
+		if err := s.Migrate(ctx); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("pasee storage: %w", err)
 		}

@@ -1,29 +1,36 @@
-// Package postgres is the Pasee Store on PostgreSQL, through a native pgx/v5
-// connection pool, for deployments with several Pasee instances or a
-// shared database.
+// Package sqlstore is the Pasee Store over database/sql, one implementation
+// for both engines: SQLite (modernc.org/sqlite, no cgo), the embedded
+// default, and PostgreSQL (pgx's stdlib driver), for deployments with
+// several Pasee instances or a shared database. Every statement is written
+// once, with $n placeholders, which both drivers accept; what differs
+// between the engines is in dialect.go.
 //
-// Transactions run at READ COMMITTED. Races are closed by the schema and by
-// conditional statements rather than by isolation: unique keys with ON
-// CONFLICT for creations, foreign keys (a group references its parent, a
-// membership its group and user, all ON DELETE CASCADE) so that nothing
-// outlives what it belongs to, and a conditional UPDATE for refresh-token
-// rotation. Times are stored as Unix milliseconds; see
-// migrations/pasee/postgres.
-package postgres
+// On SQLite the database is one file in WAL mode, so reads run beside the
+// one writer. Writes go through a single connection, so that writers of
+// this process queue in database/sql instead of contending for SQLite's
+// write lock; other processes (the CLI's "pasee append" while the server
+// runs) wait on the busy timeout.
+//
+// On PostgreSQL transactions run at READ COMMITTED. Races are closed by the
+// schema and by conditional statements rather than by isolation: unique
+// keys with ON CONFLICT for creations, foreign keys (a group references its
+// parent, a membership its group and user, all ON DELETE CASCADE) so that
+// nothing outlives what it belongs to, and a conditional UPDATE for
+// refresh-token rotation.
+//
+// Times are stored as Unix milliseconds; see migrations/pasee.
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/pasee/store/internal/storeutil"
@@ -31,9 +38,12 @@ import (
 	"github.com/kisee-pasee/suite/migrations"
 )
 
-// Store is the PostgreSQL Pasee store. It is safe for concurrent use.
+// Store is the Pasee store on SQLite or PostgreSQL. It is safe for
+// concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	w *sql.DB // writes and read-modify-write transactions
+	r *sql.DB // plain reads: w itself but on a SQLite file
+	d dialect
 
 	// Logger, when set before Migrate, logs each migration applied.
 	Logger *slog.Logger
@@ -41,45 +51,50 @@ type Store struct {
 
 var _ pasee.Store = (*Store)(nil)
 
-// Open creates a connection pool for url ("postgres://user@host/db").
-// Connections are made on first use: Open succeeds while the server is
-// down, and the store answers ErrUnavailable until it is back. Call Migrate
-// before use unless the schema is known to be current.
-func Open(ctx context.Context, url string) (*Store, error) {
-	pool, err := sqldb.OpenPostgresPool(ctx, url)
+// Open opens the database of t: a SQLite file (created if needed; a
+// private in-memory database for ":memory:") or a PostgreSQL server. A
+// PostgreSQL connection is made on first use: Open succeeds while the
+// server is down, and the store answers ErrUnavailable until it is back.
+// Call Migrate before use unless the schema is known to be current.
+func Open(ctx context.Context, t sqldb.Target) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open pasee store: %w", err)
+	}
+	d, err := dialectOf(t.Dialect)
 	if err != nil {
 		return nil, fmt.Errorf("open pasee store: %w", err)
 	}
-	return New(pool), nil
+	w, r, err := d.open(ctx, t.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("open pasee store: %w", err)
+	}
+	return &Store{w: w, r: r, d: d}, nil
 }
 
-// New returns a store on pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// New returns a store on db, of the given dialect, for reads and writes
+// alike. On SQLite concurrent writers then rely on the busy timeout; Open's
+// dedicated writer connection avoids that.
+func New(db *sql.DB, name sqldb.Dialect) (*Store, error) {
+	d, err := dialectOf(name)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{w: db, r: db, d: d}, nil
+}
 
-// migrateLockKey is the advisory lock that makes Migrate calls wait for
-// one another. goose takes its own lock too, but polls for it every five
-// seconds; waiting on this one first keeps concurrent starts (and parallel
-// tests) from sleeping.
-const migrateLockKey int64 = 0x7061_7365_655f_6d69 // "pasee_mi"
-
-// Migrate applies Pasee's PostgreSQL migrations.
+// Migrate applies Pasee's migrations of the store's dialect.
 func (s *Store) Migrate(ctx context.Context) error {
 	const op = "migrate pasee store"
-	fsys, err := migrations.Pasee(string(sqldb.Postgres))
+	fsys, err := migrations.Pasee(string(s.d.name))
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	lock, err := s.pool.Begin(ctx)
+	unlock, err := s.d.lockMigrations(ctx, s.w)
 	if err != nil {
 		return fail(op, err)
 	}
-	defer lock.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // releases the lock; nothing was written
-	if _, err := lock.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
-		return fail(op, err)
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	if err := sqldb.Migrate(ctx, db, sqldb.Postgres, fsys, migrations.PaseeTable, s.Logger); err != nil {
+	defer unlock()
+	if err := sqldb.Migrate(ctx, s.w, s.d.name, fsys, migrations.PaseeTable, s.Logger); err != nil {
 		return fail(op, err)
 	}
 	return nil
@@ -87,16 +102,20 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return fail("ping", err)
 	}
 	return nil
 }
 
-// Close closes the pool, waiting for connections in use to be released.
+// Close closes the database, waiting for connections in use to be
+// released.
 func (s *Store) Close() error {
-	s.pool.Close()
-	return nil
+	if s.r == s.w {
+		return s.w.Close()
+	}
+	return errors.Join(s.w.Close(), s.r.Close())
 }
 
 // fail wraps err with the operation; errors meaning the database cannot be
@@ -108,34 +127,32 @@ func fail(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// PostgreSQL error codes and constraint names the store interprets.
-const (
-	foreignKeyViolation = "23503"
-	membershipGroupFK   = "pasee_memberships_group_fk"
-)
-
-func isForeignKeyViolation(err error, constraint string) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == foreignKeyViolation && (constraint == "" || pe.ConstraintName == constraint)
-}
-
-// write runs fn in a transaction.
-func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
-	if err := pgx.BeginFunc(ctx, s.pool, fn); err != nil {
+// write runs fn in a transaction on the writer pool (on SQLite, BEGIN
+// IMMEDIATE from the DSN: the transaction holds the write lock from the
+// start).
+func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return fail(op, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fail(op, err)
 	}
 	return nil
 }
 
-// querier is what reads need: the pool or a transaction.
+// querier is what reads need: a *sql.DB or a *sql.Tx.
 type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func audit(ctx context.Context, q querier, now time.Time, actor, action, target, detail string) error {
-	_, err := q.Exec(ctx,
+func audit(ctx context.Context, tx *sql.Tx, now time.Time, actor, action, target, detail string) error {
+	_, err := tx.ExecContext(ctx,
 		`INSERT INTO pasee_audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)`,
 		storeutil.Millis(now), actor, action, target, detail)
 	if err != nil {
@@ -145,47 +162,50 @@ func audit(ctx context.Context, q querier, now time.Time, actor, action, target,
 }
 
 func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
-	rows, err := q.Query(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
-	if out == nil {
-		out = []string{}
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 func groupExists(ctx context.Context, q querier, name string) (bool, error) {
 	var ok bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_groups WHERE name = $1)`, name).Scan(&ok)
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_groups WHERE name = $1)`, name).Scan(&ok)
 	return ok, err
 }
 
 // insertGroup creates name if missing and reports whether it did.
-func insertGroup(ctx context.Context, q querier, name string, now time.Time) (bool, error) {
+func insertGroup(ctx context.Context, tx *sql.Tx, name string, now time.Time) (bool, error) {
 	var parent *string
 	if p := pasee.GroupParent(name); p != "" {
 		parent = &p
 	}
-	tag, err := q.Exec(ctx,
+	res, err := tx.ExecContext(ctx,
 		`INSERT INTO pasee_groups (name, parent_name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
 		name, parent, storeutil.Millis(now))
 	if err != nil {
 		return false, err
 	}
-	return tag.RowsAffected() > 0, nil
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // ensureUser records user if unknown.
-func ensureUser(ctx context.Context, q querier, user string, now time.Time) error {
+func ensureUser(ctx context.Context, tx *sql.Tx, user string, now time.Time) error {
 	if user == "" {
 		return errors.New("empty user name")
 	}
-	_, err := q.Exec(ctx,
+	_, err := tx.ExecContext(ctx,
 		`INSERT INTO pasee_users (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
 		user, storeutil.Millis(now))
 	return err
@@ -193,14 +213,15 @@ func ensureUser(ctx context.Context, q querier, user string, now time.Time) erro
 
 // addMember adds user (which must exist) to group and reports whether it
 // was not a member already.
-func addMember(ctx context.Context, q querier, group, user string, now time.Time) (bool, error) {
-	tag, err := q.Exec(ctx,
+func addMember(ctx context.Context, tx *sql.Tx, group, user string, now time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx,
 		`INSERT INTO pasee_memberships (group_name, user_name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 		group, user, storeutil.Millis(now))
 	if err != nil {
 		return false, err
 	}
-	return tag.RowsAffected() > 0, nil
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // CreateGroup creates name and name.staff and makes creator a member of
@@ -210,7 +231,7 @@ func (s *Store) CreateGroup(ctx context.Context, actor, name, creator string, no
 	if err := pasee.ValidateGroupName(name); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return s.write(ctx, op, func(tx pgx.Tx) error {
+	return s.write(ctx, op, func(tx *sql.Tx) error {
 		if parent := pasee.GroupParent(name); parent != "" {
 			ok, err := groupExists(ctx, tx, parent)
 			if err != nil {
@@ -264,7 +285,7 @@ func (s *Store) EnsureGroup(ctx context.Context, actor, name string, now time.Ti
 	if err := pasee.ValidateGroupName(name); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return s.write(ctx, op, func(tx pgx.Tx) error {
+	return s.write(ctx, op, func(tx *sql.Tx) error {
 		chain := pasee.GroupAncestors(name)
 		for i := len(chain) - 1; i >= 0; i-- {
 			g := chain[i]
@@ -297,7 +318,7 @@ func (s *Store) DeleteGroup(ctx context.Context, actor, name string, now time.Ti
 		return fmt.Errorf("%s: the root group %q cannot be deleted", op, pasee.StaffGroup)
 	}
 	below := storeutil.SubtreeBelow(name)
-	return s.write(ctx, op, func(tx pgx.Tx) error {
+	return s.write(ctx, op, func(tx *sql.Tx) error {
 		ok, err := groupExists(ctx, tx, name)
 		if err != nil {
 			return err
@@ -306,29 +327,33 @@ func (s *Store) DeleteGroup(ctx context.Context, actor, name string, now time.Ti
 			return pasee.ErrGroupNotFound
 		}
 		var members int64
-		err = tx.QueryRow(ctx,
+		err = tx.QueryRowContext(ctx,
 			`SELECT count(*) FROM pasee_memberships WHERE group_name = $1 OR (group_name > $2 AND group_name < $3)`,
 			name, below.After, below.Before).Scan(&members)
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx,
+		res, err := tx.ExecContext(ctx,
 			`DELETE FROM pasee_groups WHERE name = $1 OR (name > $2 AND name < $3)`,
 			name, below.After, below.Before)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 { // deleted meanwhile
+		groups, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if groups == 0 { // deleted meanwhile
 			return pasee.ErrGroupNotFound
 		}
 		return audit(ctx, tx, now, actor, pasee.ActionGroupDelete, name,
-			fmt.Sprintf("%d groups, %d memberships", tag.RowsAffected(), members))
+			fmt.Sprintf("%d groups, %d memberships", groups, members))
 	})
 }
 
 // GroupExists reports whether name exists.
 func (s *Store) GroupExists(ctx context.Context, name string) (bool, error) {
-	ok, err := groupExists(ctx, s.pool, name)
+	ok, err := groupExists(ctx, s.r, name)
 	if err != nil {
 		return false, fail("group exists", err)
 	}
@@ -340,7 +365,7 @@ func (s *Store) ListGroups(ctx context.Context, after string, limit int) ([]stri
 	if limit <= 0 {
 		return []string{}, nil
 	}
-	out, err := queryStrings(ctx, s.pool,
+	out, err := queryStrings(ctx, s.r,
 		`SELECT name FROM pasee_groups WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fail("list groups", err)
@@ -379,7 +404,7 @@ func (s *Store) VisibleGroups(ctx context.Context, user, after string, limit int
 			args = append(args, r.After, r.Before)
 		}
 		q.WriteString(` ORDER BY name LIMIT $1`)
-		read, err = queryStrings(ctx, s.pool, q.String(), args...)
+		read, err = queryStrings(ctx, s.r, q.String(), args...)
 		if err != nil {
 			return nil, fail(op, err)
 		}
@@ -389,7 +414,7 @@ func (s *Store) VisibleGroups(ctx context.Context, user, after string, limit int
 
 // AddMember adds user to group, recording the user if unknown.
 func (s *Store) AddMember(ctx context.Context, actor, group, user string, now time.Time) error {
-	return s.write(ctx, "add member", func(tx pgx.Tx) error {
+	return s.write(ctx, "add member", func(tx *sql.Tx) error {
 		ok, err := groupExists(ctx, tx, group)
 		if err != nil {
 			return err
@@ -417,13 +442,17 @@ func (s *Store) AddMember(ctx context.Context, actor, group, user string, now ti
 // RemoveMember removes user from group: ErrNotMember if it was not a
 // member, ErrGroupNotFound if the group does not exist.
 func (s *Store) RemoveMember(ctx context.Context, actor, group, user string, now time.Time) error {
-	return s.write(ctx, "remove member", func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx,
+	return s.write(ctx, "remove member", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
 			`DELETE FROM pasee_memberships WHERE group_name = $1 AND user_name = $2`, group, user)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
 			ok, err := groupExists(ctx, tx, group)
 			if err != nil {
 				return err
@@ -444,7 +473,7 @@ func (s *Store) Members(ctx context.Context, group, after string, limit int) ([]
 	out := []string{}
 	if limit > 0 {
 		var err error
-		out, err = queryStrings(ctx, s.pool,
+		out, err = queryStrings(ctx, s.r,
 			`SELECT user_name FROM pasee_memberships WHERE group_name = $1 AND user_name > $2 ORDER BY user_name LIMIT $3`,
 			group, after, limit)
 		if err != nil {
@@ -452,7 +481,7 @@ func (s *Store) Members(ctx context.Context, group, after string, limit int) ([]
 		}
 	}
 	if len(out) == 0 {
-		ok, err := groupExists(ctx, s.pool, group)
+		ok, err := groupExists(ctx, s.r, group)
 		if err != nil {
 			return nil, fail(op, err)
 		}
@@ -466,7 +495,7 @@ func (s *Store) Members(ctx context.Context, group, after string, limit int) ([]
 // UserGroups returns the groups user belongs to, sorted (none for an
 // unknown user).
 func (s *Store) UserGroups(ctx context.Context, user string) ([]string, error) {
-	out, err := queryStrings(ctx, s.pool,
+	out, err := queryStrings(ctx, s.r,
 		`SELECT group_name FROM pasee_memberships WHERE user_name = $1 ORDER BY group_name`, user)
 	if err != nil {
 		return nil, fail("user groups", err)
@@ -479,10 +508,20 @@ func (s *Store) IsMemberOfAny(ctx context.Context, user string, groups []string)
 	if len(groups) == 0 {
 		return false, nil
 	}
+	args := make([]any, 0, len(groups)+1)
+	args = append(args, user)
+	var marks strings.Builder
+	for i, g := range groups {
+		if i > 0 {
+			marks.WriteByte(',')
+		}
+		marks.WriteString("$" + strconv.Itoa(i+2))
+		args = append(args, g)
+	}
 	var ok bool
-	err := s.pool.QueryRow(ctx,
-		`SELECT EXISTS (SELECT 1 FROM pasee_memberships WHERE user_name = $1 AND group_name = ANY ($2))`,
-		user, groups).Scan(&ok)
+	err := s.r.QueryRowContext(ctx,
+		`SELECT EXISTS (SELECT 1 FROM pasee_memberships WHERE user_name = $1 AND group_name IN (`+marks.String()+`))`,
+		args...).Scan(&ok)
 	if err != nil {
 		return false, fail("is member", err)
 	}
@@ -491,13 +530,15 @@ func (s *Store) IsMemberOfAny(ctx context.Context, user string, groups []string)
 
 const userColumns = `name, is_banned, created_at, last_login_at`
 
-func scanUser(row pgx.Row) (pasee.User, error) {
+type scanner interface{ Scan(dest ...any) error }
+
+func scanUser(sc scanner) (pasee.User, error) {
 	var (
 		u         pasee.User
 		created   int64
 		lastLogin *int64
 	)
-	if err := row.Scan(&u.Name, &u.IsBanned, &created, &lastLogin); err != nil {
+	if err := sc.Scan(&u.Name, &u.IsBanned, &created, &lastLogin); err != nil {
 		return pasee.User{}, err
 	}
 	u.CreatedAt = storeutil.Time(created)
@@ -511,9 +552,9 @@ func (s *Store) RecordLogin(ctx context.Context, user string, now time.Time) (pa
 	if user == "" {
 		return pasee.User{}, fmt.Errorf("%s: empty user name", op)
 	}
-	u, err := scanUser(s.pool.QueryRow(ctx,
+	u, err := scanUser(s.w.QueryRowContext(ctx,
 		`INSERT INTO pasee_users (name, created_at, last_login_at) VALUES ($1, $2, $2)
-		 ON CONFLICT (name) DO UPDATE SET last_login_at = EXCLUDED.last_login_at
+		 ON CONFLICT (name) DO UPDATE SET last_login_at = excluded.last_login_at
 		 RETURNING `+userColumns,
 		user, storeutil.Millis(now)))
 	if err != nil {
@@ -524,8 +565,8 @@ func (s *Store) RecordLogin(ctx context.Context, user string, now time.Time) (pa
 
 // GetUser returns user name, or ErrUserNotFound.
 func (s *Store) GetUser(ctx context.Context, name string) (pasee.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM pasee_users WHERE name = $1`, name))
-	if errors.Is(err, pgx.ErrNoRows) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM pasee_users WHERE name = $1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
 		return pasee.User{}, fmt.Errorf("get user: %w", pasee.ErrUserNotFound)
 	}
 	if err != nil {
@@ -538,20 +579,25 @@ func (s *Store) GetUser(ctx context.Context, name string) (pasee.User, error) {
 // most limit.
 func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]pasee.User, error) {
 	const op = "list users"
+	out := []pasee.User{}
 	if limit <= 0 {
-		return []pasee.User{}, nil
+		return out, nil
 	}
-	rows, err := s.pool.Query(ctx,
+	rows, err := s.r.QueryContext(ctx,
 		`SELECT `+userColumns+` FROM pasee_users WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pasee.User, error) { return scanUser(r) })
-	if err != nil {
-		return nil, fail(op, err)
+	defer rows.Close()
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+		out = append(out, u)
 	}
-	if out == nil {
-		out = []pasee.User{}
+	if err := rows.Err(); err != nil {
+		return nil, fail(op, err)
 	}
 	return out, nil
 }
@@ -563,41 +609,53 @@ func (s *Store) SetBanned(ctx context.Context, actor, user string, banned bool, 
 	if banned {
 		op = "ban user"
 	}
-	return s.write(ctx, op, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE pasee_users SET is_banned = $1 WHERE name = $2`, banned, user)
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE pasee_users SET is_banned = $1 WHERE name = $2`, banned, user)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
 			return pasee.ErrUserNotFound
 		}
 		if !banned {
 			return audit(ctx, tx, now, actor, pasee.ActionUserUnban, user, "")
 		}
-		tag, err = tx.Exec(ctx,
+		res, err = tx.ExecContext(ctx,
 			`UPDATE pasee_sessions SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL`,
 			storeutil.Millis(now), user)
 		if err != nil {
 			return err
 		}
-		return audit(ctx, tx, now, actor, pasee.ActionUserBan, user, fmt.Sprintf("%d sessions revoked", tag.RowsAffected()))
+		revoked, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, actor, pasee.ActionUserBan, user, fmt.Sprintf("%d sessions revoked", revoked))
 	})
 }
 
 // DeleteUser removes user; its memberships and sessions go with it
 // (foreign keys).
 func (s *Store) DeleteUser(ctx context.Context, actor, user string, now time.Time) error {
-	return s.write(ctx, "delete user", func(tx pgx.Tx) error {
+	return s.write(ctx, "delete user", func(tx *sql.Tx) error {
 		groups, err := queryStrings(ctx, tx,
 			`SELECT group_name FROM pasee_memberships WHERE user_name = $1 ORDER BY group_name`, user)
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM pasee_users WHERE name = $1`, user)
+		res, err := tx.ExecContext(ctx, `DELETE FROM pasee_users WHERE name = $1`, user)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
 			return pasee.ErrUserNotFound
 		}
 		return audit(ctx, tx, now, actor, pasee.ActionUserDelete, user, storeutil.GroupsDetail(groups))
@@ -607,7 +665,7 @@ func (s *Store) DeleteUser(ctx context.Context, actor, user string, now time.Tim
 const sessionColumns = `id, user_name, idp, claims, refresh_jti, access_jti, previous_jti,
 	issued_at, rotated_at, expires_at, revoked_at, created_at`
 
-func scanSession(row pgx.Row, extra ...any) (pasee.Session, error) {
+func scanSession(sc scanner, extra ...any) (pasee.Session, error) {
 	var (
 		s                        pasee.Session
 		claims                   string
@@ -616,7 +674,7 @@ func scanSession(row pgx.Row, extra ...any) (pasee.Session, error) {
 	)
 	dest := []any{&s.ID, &s.User, &s.IDP, &claims, &s.RefreshJTI, &s.AccessJTI, &s.PreviousJTI,
 		&issued, &rotated, &expires, &revoked, &created}
-	if err := row.Scan(append(dest, extra...)...); err != nil {
+	if err := sc.Scan(append(dest, extra...)...); err != nil {
 		return pasee.Session{}, err
 	}
 	c, err := storeutil.DecodeClaims(claims)
@@ -647,11 +705,11 @@ func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
 	if created.IsZero() {
 		created = sess.IssuedAt
 	}
-	return s.write(ctx, op, func(tx pgx.Tx) error {
+	return s.write(ctx, op, func(tx *sql.Tx) error {
 		if err := ensureUser(ctx, tx, sess.User, created); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx,
+		_, err := tx.ExecContext(ctx,
 			`INSERT INTO pasee_sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			sess.ID, sess.User, sess.IDP, claims, sess.RefreshJTI, sess.AccessJTI, sess.PreviousJTI,
 			storeutil.Millis(sess.IssuedAt), storeutil.NullMillis(sess.RotatedAt), storeutil.Millis(sess.ExpiresAt),
@@ -662,10 +720,10 @@ func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
 
 // CallerStatus implements pasee.Store in one query.
 func (s *Store) CallerStatus(ctx context.Context, user, sid string) (banned, live bool, err error) {
-	err = s.pool.QueryRow(ctx,
+	err = s.r.QueryRowContext(ctx,
 		`SELECT u.is_banned, EXISTS (SELECT 1 FROM pasee_sessions s WHERE s.id = $2 AND s.user_name = u.name AND s.revoked_at IS NULL)
 		 FROM pasee_users u WHERE u.name = $1`, user, sid).Scan(&banned, &live)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) {
 		return false, false, fmt.Errorf("caller status: %w", pasee.ErrUserNotFound)
 	}
 	if err != nil {
@@ -676,8 +734,8 @@ func (s *Store) CallerStatus(ctx context.Context, user, sid string) (banned, liv
 
 // GetSession returns session id, or ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error) {
-	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM pasee_sessions WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
+	sess, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM pasee_sessions WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
 		return pasee.Session{}, fmt.Errorf("get session: %w", pasee.ErrNotFound)
 	}
 	if err != nil {
@@ -689,18 +747,18 @@ func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error
 // Rotate spends presentedJTI of session id. The live token of a live,
 // unexpired session of a user who is not banned is swapped for next by one
 // conditional UPDATE: concurrent rotations of one token queue on the row
-// lock and, once the first commits, no longer match. Anything else is
-// classified from the session read (and locked) in the same transaction,
-// and reuse outside the grace window revokes the session (audited, actor
-// "system").
+// (or, on SQLite, on the write lock) and, once the first commits, no longer
+// match. Anything else is classified from the session read (and locked) in
+// the same transaction, and reuse outside the grace window revokes the
+// session (audited, actor "system").
 func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration) (pasee.RotateOutcome, pasee.Session, error) {
 	// The live token of a live session is the common case: one statement,
 	// atomic on its own, no transaction round trips. Only when it changes
 	// nothing does the transaction below classify the token.
 	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
-	if sess, err := scanSession(s.pool.QueryRow(ctx, rotateSQL, args...)); err == nil {
+	if sess, err := scanSession(s.w.QueryRowContext(ctx, rotateSQL, args...)); err == nil {
 		return pasee.Rotated, sess, nil
-	} else if !errors.Is(err, pgx.ErrNoRows) {
+	} else if !errors.Is(err, sql.ErrNoRows) {
 		return 0, pasee.Session{}, fail("rotate session", err)
 	}
 
@@ -708,32 +766,32 @@ func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.
 		outcome pasee.RotateOutcome
 		sess    pasee.Session
 	)
-	err := s.write(ctx, "rotate session", func(tx pgx.Tx) error {
+	err := s.write(ctx, "rotate session", func(tx *sql.Tx) error {
 		var err error
 		// Again inside the transaction: a concurrent refresh may have
 		// rotated the session since.
-		sess, err = scanSession(tx.QueryRow(ctx, rotateSQL, args...))
+		sess, err = scanSession(tx.QueryRowContext(ctx, rotateSQL, args...))
 		if err == nil {
 			outcome = pasee.Rotated
 			return nil
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		var banned bool
-		sess, err = scanSession(tx.QueryRow(ctx,
+		sess, err = scanSession(tx.QueryRowContext(ctx,
 			`SELECT `+sessionColumns+`,
 			   EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
-			 FROM pasee_sessions WHERE id = $1 FOR UPDATE`, id), &banned)
+			 FROM pasee_sessions WHERE id = $1`+s.d.lockRow, id), &banned)
 		found := err == nil
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		outcome = storeutil.ClassifySpent(sess, found, banned, presentedJTI, now, grace)
 		if outcome != pasee.ReuseDetected {
 			return nil
 		}
-		if _, err := tx.Exec(ctx,
+		if _, err := tx.ExecContext(ctx,
 			`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
 			storeutil.Millis(now), id); err != nil {
 			return err
@@ -758,14 +816,14 @@ const rotateSQL = `UPDATE pasee_sessions
 // RevokeSession revokes session id (ErrNotFound if unknown). Revoking a
 // revoked session changes nothing and is not audited again.
 func (s *Store) RevokeSession(ctx context.Context, actor, id string, now time.Time) error {
-	return s.write(ctx, "revoke session", func(tx pgx.Tx) error {
+	return s.write(ctx, "revoke session", func(tx *sql.Tx) error {
 		var user string
-		err := tx.QueryRow(ctx,
+		err := tx.QueryRowContext(ctx,
 			`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_name`,
 			storeutil.Millis(now), id).Scan(&user)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, sql.ErrNoRows) {
 			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_sessions WHERE id = $1)`, id).Scan(&exists); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_sessions WHERE id = $1)`, id).Scan(&exists); err != nil {
 				return err
 			}
 			if !exists {
@@ -784,21 +842,23 @@ func (s *Store) RevokeSession(ctx context.Context, actor, id string, now time.Ti
 // it, and audits it (even when none was live: an administrator acted).
 func (s *Store) RevokeUserSessions(ctx context.Context, actor, user string, now time.Time) (int, error) {
 	var revoked int64
-	err := s.write(ctx, "revoke user sessions", func(tx pgx.Tx) error {
+	err := s.write(ctx, "revoke user sessions", func(tx *sql.Tx) error {
 		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_users WHERE name = $1)`, user).Scan(&exists); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pasee_users WHERE name = $1)`, user).Scan(&exists); err != nil {
 			return err
 		}
 		if !exists {
 			return pasee.ErrUserNotFound
 		}
-		tag, err := tx.Exec(ctx,
+		res, err := tx.ExecContext(ctx,
 			`UPDATE pasee_sessions SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL`,
 			storeutil.Millis(now), user)
 		if err != nil {
 			return err
 		}
-		revoked = tag.RowsAffected()
+		if revoked, err = res.RowsAffected(); err != nil {
+			return err
+		}
 		return audit(ctx, tx, now, actor, pasee.ActionSessionRevoke, user, fmt.Sprintf("%d sessions revoked", revoked))
 	})
 	if err != nil {
@@ -811,32 +871,33 @@ func (s *Store) RevokeUserSessions(ctx context.Context, actor, user string, now 
 // the newest), at most limit.
 func (s *Store) Audit(ctx context.Context, before int64, limit int) ([]pasee.AuditEvent, error) {
 	const op = "audit log"
+	out := []pasee.AuditEvent{}
 	if limit <= 0 {
-		return []pasee.AuditEvent{}, nil
+		return out, nil
 	}
 	if before <= 0 {
 		before = math.MaxInt64
 	}
-	rows, err := s.pool.Query(ctx,
+	rows, err := s.r.QueryContext(ctx,
 		`SELECT id, at, actor, action, target, detail FROM pasee_audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2`,
 		before, limit)
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pasee.AuditEvent, error) {
+	defer rows.Close()
+	for rows.Next() {
 		var (
 			e  pasee.AuditEvent
 			at int64
 		)
-		err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail)
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail); err != nil {
+			return nil, fail(op, err)
+		}
 		e.At = storeutil.Time(at)
-		return e, err
-	})
-	if err != nil {
-		return nil, fail(op, err)
+		out = append(out, e)
 	}
-	if out == nil {
-		out = []pasee.AuditEvent{}
+	if err := rows.Err(); err != nil {
+		return nil, fail(op, err)
 	}
 	return out, nil
 }
