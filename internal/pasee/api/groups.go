@@ -70,7 +70,10 @@ func (h *Handler) listGroups(c echo.Context) error {
 	if len(names) > 0 {
 		last = names[len(names)-1]
 	}
-	return c.JSON(http.StatusOK, map[string]any{"groups": items, "next": h.nextLink("/groups/", last, len(names), limit, extra)})
+	return c.JSON(http.StatusOK, struct {
+		Groups []groupItem `json:"groups"`
+		Next   any         `json:"next"`
+	}{items, h.nextLink("/groups/", last, len(names), limit, extra)})
 }
 
 func (h *Handler) createGroup(c echo.Context) error {
@@ -115,10 +118,11 @@ func (h *Handler) getGroup(c echo.Context) error {
 	if len(members) > 0 {
 		last = members[len(members)-1]
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"group": group, "members": refs,
-		"next": h.nextLink("/groups/"+url.PathEscape(group)+"/", last, len(members), limit, nil),
-	})
+	return c.JSON(http.StatusOK, struct {
+		Group   string      `json:"group"`
+		Members []memberRef `json:"members"`
+		Next    any         `json:"next"`
+	}{group, refs, h.nextLink("/groups/"+url.PathEscape(group)+"/", last, len(members), limit, nil)})
 }
 
 func (h *Handler) addMember(c echo.Context) error {

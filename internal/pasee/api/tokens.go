@@ -47,11 +47,21 @@ func (h *Handler) getTokens(c echo.Context) error {
 		}
 		providers = append(providers, e)
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"title":              "Tokens",
-		"identity_providers": providers,
-		"refresh":            map[string]string{"method": "POST", "href": h.url("/tokens/?refresh"), "authorization": "Bearer <refresh token>"},
-		"logout":             map[string]string{"method": "DELETE", "href": h.url("/tokens/"), "authorization": "Bearer <refresh token>"},
+	type endpoint struct {
+		Authorization string `json:"authorization"`
+		Href          string `json:"href"`
+		Method        string `json:"method"`
+	}
+	return c.JSON(http.StatusOK, struct {
+		IdentityProviders []how    `json:"identity_providers"`
+		Logout            endpoint `json:"logout"`
+		Refresh           endpoint `json:"refresh"`
+		Title             string   `json:"title"`
+	}{
+		IdentityProviders: providers,
+		Logout:            endpoint{Method: "DELETE", Href: h.url("/tokens/"), Authorization: "Bearer <refresh token>"},
+		Refresh:           endpoint{Method: "POST", Href: h.url("/tokens/?refresh"), Authorization: "Bearer <refresh token>"},
+		Title:             "Tokens",
 	})
 }
 
