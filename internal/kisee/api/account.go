@@ -99,18 +99,12 @@ func (h *Handler) describeUsers(c echo.Context) error {
 	return c.JSON(http.StatusOK, doc)
 }
 
-// newUser is the body of POST /users/.
+// newUser is the body of POST /users/. A missing member is empty, which
+// the service refuses with the member's name.
 type newUser struct {
-	Username *string `json:"username"`
-	Email    *string `json:"email"`
-	Password *string `json:"password"`
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
 }
 
 func (h *Handler) registerUser(c echo.Context) error {
@@ -122,7 +116,7 @@ func (h *Handler) registerUser(c echo.Context) error {
 		return err
 	}
 	u, err := h.svc.Register(c.Request().Context(), kisee.NewUser{
-		Username: deref(body.Username), Email: deref(body.Email), Password: deref(body.Password),
+		Username: body.Username, Email: body.Email, Password: body.Password,
 	})
 	if err != nil {
 		return accountProblem(err)
@@ -189,9 +183,9 @@ func sentence(d string) string {
 
 // recoveryRequest is the body of POST /password_recoveries/.
 type recoveryRequest struct {
-	Email    *string `json:"email"`
-	Username *string `json:"username"`
-	Login    *string `json:"login"` // compat
+	Email    string `json:"email"`
+	Username string `json:"username"`
+	Login    string `json:"login"` // compat
 }
 
 // requestRecovery starts a password recovery. Its answer, and the work
@@ -206,7 +200,7 @@ func (h *Handler) requestRecovery(c echo.Context) error {
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	err := h.svc.RequestPasswordReset(kisee.ResetRequest{Username: deref(body.Username), Email: deref(body.Email), Login: deref(body.Login)})
+	err := h.svc.RequestPasswordReset(kisee.ResetRequest{Username: body.Username, Email: body.Email, Login: body.Login})
 	var ve *kisee.ValidationError
 	switch {
 	case errors.As(err, &ve):

@@ -82,19 +82,19 @@ func (h *Handler) createGroup(c echo.Context) error {
 		return err
 	}
 	var body struct {
-		Group *string `json:"group"`
+		Group string `json:"group"`
 	}
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	if body.Group == nil || *body.Group == "" {
+	if body.Group == "" {
 		return web.BadRequest("Missing group", `Send {"group": "parent.child"}.`)
 	}
-	if err := h.svc.CreateGroup(c.Request().Context(), caller, *body.Group); err != nil {
+	if err := h.svc.CreateGroup(c.Request().Context(), caller, body.Group); err != nil {
 		return problem(err, "Not authorized to create group")
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/groups/"+url.PathEscape(*body.Group)+"/")
-	return c.JSON(http.StatusCreated, groupRef{Group: *body.Group, Href: h.url("/groups/" + url.PathEscape(*body.Group) + "/")})
+	c.Response().Header().Set(echo.HeaderLocation, "/groups/"+url.PathEscape(body.Group)+"/")
+	return c.JSON(http.StatusCreated, groupRef{Group: body.Group, Href: h.url("/groups/" + url.PathEscape(body.Group) + "/")})
 }
 
 func (h *Handler) getGroup(c echo.Context) error {
@@ -131,18 +131,18 @@ func (h *Handler) addMember(c echo.Context) error {
 		return err
 	}
 	var body struct {
-		Username *string `json:"username"`
+		Username string `json:"username"`
 	}
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	if body.Username == nil || *body.Username == "" {
+	if body.Username == "" {
 		return web.BadRequest("Missing username", `Send {"username": "kisee-john"}.`)
 	}
-	if err := h.svc.AddMember(c.Request().Context(), caller, group, *body.Username); err != nil {
+	if err := h.svc.AddMember(c.Request().Context(), caller, group, body.Username); err != nil {
 		return problem(err, "Not authorized to manage this group")
 	}
-	return c.JSON(http.StatusCreated, memberRef{Username: *body.Username, Href: h.url("/users/" + url.PathEscape(*body.Username))})
+	return c.JSON(http.StatusCreated, memberRef{Username: body.Username, Href: h.url("/users/" + url.PathEscape(body.Username))})
 }
 
 func (h *Handler) removeMember(c echo.Context) error {

@@ -219,15 +219,15 @@ func (h *Handler) deleteTokens(c echo.Context) error {
 
 func (h *Handler) introspect(c echo.Context) error {
 	var body struct {
-		Token *string `json:"token"`
+		Token string `json:"token"`
 	}
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	if body.Token == nil || *body.Token == "" {
+	if body.Token == "" {
 		return web.BadRequest("Missing token", `Send {"token": "<jwt>"}.`)
 	}
-	out, err := h.svc.Introspect(c.Request().Context(), *body.Token)
+	out, err := h.svc.Introspect(c.Request().Context(), body.Token)
 	if err != nil {
 		return refreshProblem(err)
 	}
