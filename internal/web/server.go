@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultBodyLimit is the largest request body accepted (SPEC: 64 KiB).
+// DefaultBodyLimit is the largest request body accepted by default: 64 KiB.
 const DefaultBodyLimit = 64 << 10
 
 // Config describes a server.
@@ -265,9 +265,9 @@ const transportMaxHeaderBytes = 128 << 10
 
 // headerLimit refuses requests whose headers exceed limit bytes with 431.
 //
-// Found by the attack suite (internal/attack): with MaxHeaderBytes set
-// on the http.Server alone, a 64 KiB Authorization header got Go's
-// plain-text "431 Request Header Fields Too Large", not a problem document.
+// http.Server's MaxHeaderBytes alone would answer Go's plain-text "431
+// Request Header Fields Too Large", not a problem document: it is set higher
+// (transportMaxHeaderBytes), and this middleware enforces the limit.
 func headerLimit(limit int) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -294,11 +294,11 @@ func headerLimit(limit int) echo.MiddlewareFunc {
 // A browser request with an unsafe method (POST, PATCH, DELETE) from an
 // origin that is neither allowed nor the server's own is refused with 403
 // before it runs (http.CrossOriginProtection: Sec-Fetch-Site, else Origin
-// against Host). CORS alone only hides the answer: found by the attack
-// suite, a cross-site HTML form posting text/plain — which needs no
-// preflight, and which the API reads as JSON — could make visitors'
-// browsers try passwords from thousands of addresses or send recovery
-// email. Requests without Origin or Sec-Fetch-Site (curl, services) pass.
+// against Host). CORS alone only hides the answer: a cross-site HTML form
+// posting text/plain — which needs no preflight, and which the API reads as
+// JSON — could make visitors' browsers try passwords from thousands of
+// addresses or send recovery email. Requests without Origin or
+// Sec-Fetch-Site (curl, services) pass.
 func cors(cfg CORSConfig) echo.MiddlewareFunc {
 	any := slices.Contains(cfg.AllowedOrigins, "*")
 	sameOrigin := http.NewCrossOriginProtection() // no trusted origins: the allowed ones are checked below

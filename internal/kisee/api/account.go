@@ -16,8 +16,8 @@ import (
 )
 
 // registerAccountRoutes adds registration, password recovery and password
-// change. Recovery answers at SPEC's path, its alias, and the original
-// Kisee's spelling (compat).
+// change. Recovery answers at /password_recoveries/, its alias
+// /forgotten-passwords/, and the original Kisee's spelling (compat).
 func (h *Handler) registerAccountRoutes(s *web.Server) {
 	s.Route(http.MethodGet, "/users/", h.describeUsers)
 	s.Route(http.MethodPost, "/users/", h.registerUser)
@@ -275,8 +275,7 @@ func (h *Handler) patchUser(c echo.Context) error {
 	ctx := c.Request().Context()
 	// Echo gives the parameter escaped only when it routed on URL.RawPath;
 	// otherwise net/http has unescaped it already, and unescaping again
-	// would read a literal "%41" as "A" (found by the attack suite's
-	// double-encoded traversals).
+	// would read a literal "%41" as "A" (a double-encoded traversal).
 	username := c.Param("username")
 	if c.Request().URL.RawPath != "" {
 		if u, err := url.PathUnescape(username); err == nil {

@@ -1,4 +1,4 @@
-// Package api serves Kisee's HTTP API (SPEC section 2) over a kisee.Service.
+// Package api serves Kisee's HTTP API over a kisee.Service.
 package api
 
 import (
@@ -24,7 +24,7 @@ type Config struct {
 	Keys      token.KeyRing
 }
 
-// Handler serves the routes of SPEC section 2.
+// Handler serves Kisee's routes: identity tokens, accounts, keys, health.
 type Handler struct {
 	svc  *kisee.Service
 	cfg  Config

@@ -47,7 +47,7 @@ func (h *Handler) listGroups(c echo.Context) error {
 	var names []string
 	extra := url.Values{}
 	if user := c.QueryParam("user"); user != "" {
-		if !plausible(user) { // found by the attack suite: ?user=kisee-bob%00 was a 500 on PostgreSQL
+		if !plausible(user) { // a NUL would reach PostgreSQL, which refuses it in text
 			return web.BadRequest("Invalid name", "user must be a user name: UTF-8 without control characters.")
 		}
 		extra.Set("user", user)
