@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -128,7 +129,7 @@ func (c *command) serve(ctx context.Context, args []string) error {
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", cfg.KeyFile, "kid", cfg.Keys.Current.KeyID())
 	}
-	a, err := New(ctx, cfg, Options{Version: c.version, NoMigrate: c.noMigrate, Logger: logger})
+	a, err := New(ctx, cfg, Options{Version: c.version, NoMigrate: c.noMigrate, Logger: logger, SentryDSN: os.Getenv("SENTRY_DSN")})
 	if err != nil {
 		return err
 	}

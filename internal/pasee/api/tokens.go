@@ -240,7 +240,7 @@ func readBody(c echo.Context) ([]byte, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, web.NewProblem(http.StatusRequestEntityTooLarge, "Request body too large", fmt.Sprintf("Request bodies are limited to %d bytes.", web.DefaultBodyLimit))
+			return nil, web.BodyTooLarge(tooBig.Limit)
 		}
 		return nil, web.BadRequest("Invalid body", "The request body could not be read.")
 	}
