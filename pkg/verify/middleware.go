@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -51,7 +52,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 			switch {
 			case p == nil:
 				next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
-			case cfg.optional && p.Err == ErrNoToken:
+			case cfg.optional && errors.Is(p, ErrNoToken):
 				next.ServeHTTP(w, r)
 			default:
 				cfg.refuse(w, r, p)

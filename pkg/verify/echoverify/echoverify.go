@@ -8,6 +8,8 @@
 package echoverify
 
 import (
+	"errors"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/kisee-pasee/suite/pkg/verify"
@@ -60,7 +62,7 @@ func Middleware(v *verify.Verifier, opts ...Option) echo.MiddlewareFunc {
 			switch {
 			case p == nil:
 				c.SetRequest(req.WithContext(verify.WithIdentity(req.Context(), id)))
-			case cfg.optional && p.Err == verify.ErrNoToken:
+			case cfg.optional && errors.Is(p, verify.ErrNoToken):
 			default:
 				return cfg.refuse(c, p)
 			}
