@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,8 +23,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/kisee-pasee/suite/pkg/verify"
 )
@@ -112,43 +111,75 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 }
 
 // newServer wires the routes: the verifying middleware on everything but
-// /public, then each route's group requirement.
-func newServer(v *verify.Verifier, logger *slog.Logger) *echo.Echo {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			err := next(c)
-			// Who did what, never the token.
-			user := ""
-			if id, ok := verify.FromContext(c); ok {
-				user = id.Subject
-			}
-			logger.Info("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-				"status", c.Response().Status, "user", user)
-			return err
-		}
+// /public, then each route's group requirement. It uses net/http only, so
+// the service depends on pkg/verify and pkg/token and nothing of the
+// servers; services on echo do the same with pkg/verify/echoverify.
+func newServer(v *verify.Verifier, logger *slog.Logger) http.Handler {
+	verified := verify.Middleware(v)
+	auth := func(h http.Handler) http.Handler { return verified(remember(h)) }
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /public", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]string{"message": "Anyone can read this."})
 	})
-	auth := verify.Middleware(v)
-
-	e.GET("/public", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"message": "Anyone can read this."})
-	})
-	e.GET("/me", func(c echo.Context) error {
-		id, _ := verify.FromContext(c)
-		return c.JSON(http.StatusOK, map[string]any{"user": id.Subject, "groups": id.Groups, "idp": id.IDP})
-	}, auth)
-	e.GET("/articles", func(c echo.Context) error {
-		id, _ := verify.FromContext(c)
+	mux.Handle("GET /me", auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verify.IdentityFrom(r.Context())
+		writeJSON(w, map[string]any{"user": id.Subject, "groups": id.Groups, "idp": id.IDP})
+	})))
+	mux.Handle("GET /articles", auth(verify.RequireGroupTree("articles")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verify.IdentityFrom(r.Context())
 		// The route admits the whole tree; finer decisions are made here.
-		return c.JSON(http.StatusOK, map[string]any{
+		writeJSON(w, map[string]any{
 			"articles":  []string{"Welcome to the newsroom", "How groups work"},
 			"can_write": id.AnyOf("articles.writers", "articles.staff"),
 		})
-	}, auth, verify.RequireGroupTree("articles"))
-	e.GET("/admin", func(c echo.Context) error {
-		id, _ := verify.FromContext(c)
-		return c.JSON(http.StatusOK, map[string]string{"message": "Welcome, " + id.Subject + "."})
-	}, auth, verify.RequireGroups("staff"))
-	return e
+	}))))
+	mux.Handle("GET /admin", auth(verify.RequireGroups("staff")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verify.IdentityFrom(r.Context())
+		writeJSON(w, map[string]string{"message": "Welcome, " + id.Subject + "."})
+	}))))
+	return logRequests(mux, logger)
+}
+
+// logRequests logs who did what, never the token. The caller is known only
+// below the verifying middleware: remember notes it in a holder logRequests
+// put in the context.
+func logRequests(next http.Handler, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		seen := &seenIdentity{}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), seenKey{}, seen)))
+		logger.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "user", seen.user)
+	})
+}
+
+type seenKey struct{}
+
+// seenIdentity is the caller of a request, as remember noted it.
+type seenIdentity struct{ user string }
+
+// remember notes the verified caller for the request log.
+func remember(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ := r.Context().Value(seenKey{}).(*seenIdentity)
+		if id, ok := verify.IdentityFrom(r.Context()); ok && seen != nil {
+			seen.user = id.Subject
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder keeps the status a handler answered, for the log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,4 +1,4 @@
-// Package attack holds the attack suite of Kisee and Pasee (issue 7, and
+// Package attack holds the attack suite of Kisee and Pasee (see
 // docs/SECURITY.md): hostile tokens, headers, bodies, names, paths and
 // origins sent over HTTP to a real Kisee and a real Pasee, running
 // in-process behind the production HTTP server settings

@@ -131,13 +131,12 @@ func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// Keygen prints a fresh private key in PEM, for `kisee keygen` and
-// `pasee keygen` [--alg ES256|ES384|ES256K|EdDSA|RS256].
-func Keygen(args []string, out, errOut io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+// Keygen prints a fresh private key in PEM to p.Out, for `kisee keygen`
+// and `pasee keygen` [--alg ES256|ES384|ES256K|EdDSA|RS256].
+func Keygen(p *Program, args []string) error {
+	fs := p.Command("keygen", "[--alg ALG]", "Print a fresh private key in PEM, for a settings file's private_key.")
 	alg := fs.String("alg", "ES256", "algorithm: ES256, ES384, ES256K, EdDSA or RS256")
-	if _, err := Parse(fs, args); err != nil {
+	if _, err := fs.Args(args, 0, 0); err != nil {
 		return err
 	}
 	a, err := token.ParseAlgorithm(*alg)
@@ -152,7 +151,7 @@ func Keygen(args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = out.Write(priv)
+	_, err = p.Out.Write(priv)
 	return err
 }
 

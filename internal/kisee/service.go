@@ -244,9 +244,9 @@ func (s *Service) TokenInfo(ctx context.Context, p Principal, jti string) (Token
 	if p.TokenID != "" && p.TokenID != jti {
 		return TokenRecord{}, ErrTokenNotFound
 	}
-	// An id that is not UTF-8 or holds a NUL was never issued. Found by the
-	// attack suite: GET /jwt/%00 with Basic credentials reached PostgreSQL,
-	// which refuses NUL in text, and answered 503 instead of 404.
+	// An id that is not UTF-8 or holds a NUL was never issued: it is not
+	// found, without asking PostgreSQL, which refuses NUL in text (an error,
+	// 503, rather than 404).
 	if !PlausibleUsername(jti) {
 		return TokenRecord{}, ErrTokenNotFound
 	}

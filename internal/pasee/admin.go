@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// The rules of SPEC section 3, "Groups" and "Users". Every method takes
-// the caller's name and reads the caller's rights from the store, never
-// from a token: a removed administrator loses rights at once.
+// The rules of groups and users and of who administers them. Every method
+// takes the caller's name and reads the caller's rights from the store,
+// never from a token: a removed administrator loses rights at once.
 
 // IsStaff reports whether user belongs to the root group "staff".
 func (s *Service) IsStaff(ctx context.Context, user string) (bool, error) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Group name rules (SPEC section 3).
+// Group name limits (see ValidateGroupName) and the staff names.
 const (
 	MaxGroupDepth  = 16
 	MaxGroupLength = 255
@@ -44,9 +44,9 @@ func ValidateGroupName(name string) error {
 	}
 	// Every group but a staff group comes with its staff group, name.staff
 	// (CreateGroup, EnsureGroup), which must be within the limits too.
-	// Found by FuzzValidateGroupName: a group of 16 levels or of more than
-	// 249 characters was accepted, and its staff group, created with it,
-	// then refused by every route, so its members could not be managed.
+	// Otherwise a group of 16 levels or of more than 249 characters would
+	// be accepted, and its staff group, created with it, refused by every
+	// route, so that its members could not be managed.
 	if !IsStaffGroup(name) {
 		if len(segments) >= MaxGroupDepth {
 			return fmt.Errorf("group name has more than %d levels (its staff group takes the %dth)", MaxGroupDepth-1, MaxGroupDepth)

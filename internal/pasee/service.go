@@ -301,11 +301,10 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, error) {
 		return Pair{}, err
 	}
 	// Read what the new pair needs before rotating, so that the rotation
-	// is the last thing that can fail. Found by the PostgreSQL fault tests
-	// (TestFailedRefreshLeavesTheSessionAsItWas): these reads came after
-	// the rotation, so that a database going away between the two answered
-	// 503 "retry shortly" with the refresh token already spent, and the
-	// retry then counted as reuse and revoked the session.
+	// is the last thing that can fail: were these reads after it, a
+	// database going away between the two would answer 503 "retry shortly"
+	// with the refresh token already spent, and the retry would count as
+	// reuse and revoke the session.
 	// A banned user needs no read here: banning revokes the sessions, and
 	// Rotate refuses a banned user's session anyway.
 	groups, err := s.store.UserGroups(ctx, c.Subject)
@@ -396,9 +395,8 @@ func (s *Service) Caller(ctx context.Context, raw string) (string, error) {
 // banned is inactive.
 func (s *Service) Introspect(ctx context.Context, raw string) (map[string]any, error) {
 	inactive := map[string]any{"active": false}
-	// Authenticate, not s.access.Verify alone: found by the attack suite, an
-	// access token carrying refresh_token (refused by every route) was
-	// introspected as active.
+	// Authenticate, not s.access.Verify alone: an access token carrying
+	// refresh_token is refused by every route, so it is not active either.
 	c, err := s.Authenticate(ctx, raw)
 	kind := "access_token"
 	if err != nil {
@@ -471,9 +469,9 @@ func ValidateSubject(sub string) error {
 }
 
 // mixedScripts reports whether the letters of s come from more than one
-// script, naming two of them. Found by the attack suite: "kisee-аlice"
-// (a Cyrillic "а" before Latin "lice") was accepted as a new user that an
-// administrator reading the member list takes for kisee-alice. Digits,
+// script, naming two of them: "kisee-аlice" (a Cyrillic "а" before Latin
+// "lice") would be a new user that an administrator reading the member
+// list takes for kisee-alice. Digits,
 // punctuation and combining marks (scripts Common and Inherited) belong to
 // every script. As in Unicode TS #39's "highly restrictive" level, Latin
 // may be mixed with Han and Hiragana/Katakana, Bopomofo or Hangul, as

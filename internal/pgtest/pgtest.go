@@ -14,17 +14,16 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kisee-pasee/suite/internal/testenv"
 )
 
 // DefaultURL is used when PASEE_TEST_POSTGRES_URL is not set.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-var warnOnce sync.Once
 
 // BaseURL returns the server URL tests use.
 func BaseURL() string {
@@ -43,12 +42,7 @@ func URL(t testing.TB) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL is unreachable at %s (%v): PostgreSQL tests are SKIPPED. Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set PASEE_TEST_POSTGRES_URL.", base, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true: %s", msg)
-		}
-		warnOnce.Do(func() { fmt.Fprintln(os.Stderr, "WARNING: "+msg) })
-		t.Skip(msg)
+		testenv.Missing(t, "PostgreSQL", fmt.Sprintf("unreachable at %s (%v); start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set PASEE_TEST_POSTGRES_URL", base, err))
 	}
 	defer conn.Close(context.Background())
 	var b [6]byte

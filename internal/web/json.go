@@ -20,7 +20,7 @@ func DecodeJSON(c echo.Context, dst any) error {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return tooLarge()
+			return BodyTooLarge(tooBig.Limit)
 		}
 		return BadRequest("Invalid body", "The request body could not be read.")
 	}
@@ -68,9 +68,4 @@ func jsonKind(goKind string) string {
 		return "number"
 	}
 	return goKind
-}
-
-// JSON writes v with status and Content-Type application/json.
-func JSON(c echo.Context, status int, v any) error {
-	return c.JSON(status, v)
 }

@@ -179,7 +179,7 @@ func AsProblem(err error) *Problem {
 		case http.StatusMethodNotAllowed:
 			return NewProblem(http.StatusMethodNotAllowed, "Method not allowed", "This resource does not accept this method; see the Allow header.")
 		case http.StatusRequestEntityTooLarge:
-			return tooLarge()
+			return BodyTooLarge(0)
 		case http.StatusUnsupportedMediaType:
 			return NewProblem(he.Code, "Unsupported media type", "Send the body as JSON.")
 		}

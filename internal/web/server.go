@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -20,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultBodyLimit is the largest request body accepted (SPEC: 64 KiB).
+// DefaultBodyLimit is the largest request body accepted by default: 64 KiB.
 const DefaultBodyLimit = 64 << 10
 
 // Config describes a server.
@@ -38,8 +37,8 @@ type Config struct {
 	TrustedProxies []string
 	// ReportError is called with every 5xx error; may be nil.
 	ReportError func(c echo.Context, err error)
-	// SentryDSN, when set (or when the SENTRY_DSN environment variable is),
-	// reports panics and 5xx errors to Sentry.
+	// SentryDSN, when set, reports panics and 5xx errors to Sentry. The
+	// commands take it from the SENTRY_DSN environment variable.
 	SentryDSN string
 }
 
@@ -83,9 +82,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	e.IPExtractor = extractor
-	if cfg.SentryDSN == "" {
-		cfg.SentryDSN = os.Getenv("SENTRY_DSN")
-	}
 	reporter, err := NewSentry(cfg.SentryDSN, cfg.Version, cfg.Name)
 	if err != nil {
 		return nil, err
@@ -265,9 +261,9 @@ const transportMaxHeaderBytes = 128 << 10
 
 // headerLimit refuses requests whose headers exceed limit bytes with 431.
 //
-// Found by the attack suite (internal/attack): with MaxHeaderBytes set
-// on the http.Server alone, a 64 KiB Authorization header got Go's
-// plain-text "431 Request Header Fields Too Large", not a problem document.
+// http.Server's MaxHeaderBytes alone would answer Go's plain-text "431
+// Request Header Fields Too Large", not a problem document: it is set higher
+// (transportMaxHeaderBytes), and this middleware enforces the limit.
 func headerLimit(limit int) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -294,26 +290,26 @@ func headerLimit(limit int) echo.MiddlewareFunc {
 // A browser request with an unsafe method (POST, PATCH, DELETE) from an
 // origin that is neither allowed nor the server's own is refused with 403
 // before it runs (http.CrossOriginProtection: Sec-Fetch-Site, else Origin
-// against Host). CORS alone only hides the answer: found by the attack
-// suite, a cross-site HTML form posting text/plain — which needs no
-// preflight, and which the API reads as JSON — could make visitors'
-// browsers try passwords from thousands of addresses or send recovery
-// email. Requests without Origin or Sec-Fetch-Site (curl, services) pass.
+// against Host). CORS alone only hides the answer: a cross-site HTML form
+// posting text/plain — which needs no preflight, and which the API reads as
+// JSON — could make visitors' browsers try passwords from thousands of
+// addresses or send recovery email. Requests without Origin or
+// Sec-Fetch-Site (curl, services) pass.
 func cors(cfg CORSConfig) echo.MiddlewareFunc {
-	any := slices.Contains(cfg.AllowedOrigins, "*")
+	anyOrigin := slices.Contains(cfg.AllowedOrigins, "*")
 	sameOrigin := http.NewCrossOriginProtection() // no trusted origins: the allowed ones are checked below
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			origin := c.Request().Header.Get(echo.HeaderOrigin)
 			h := c.Response().Header()
 			h.Add(echo.HeaderVary, echo.HeaderOrigin)
-			allowed := origin != "" && (any || slices.Contains(cfg.AllowedOrigins, origin))
+			allowed := origin != "" && (anyOrigin || slices.Contains(cfg.AllowedOrigins, origin))
 			preflight := c.Request().Method == http.MethodOptions && c.Request().Header.Get(echo.HeaderAccessControlRequestMethod) != ""
 			if preflight {
 				if !allowed {
 					return Forbidden("Origin not allowed", fmt.Sprintf("Origin %q is not in [cors] allowed_origins.", origin))
 				}
-				h.Set(echo.HeaderAccessControlAllowOrigin, originValue(any, cfg, origin))
+				h.Set(echo.HeaderAccessControlAllowOrigin, originValue(anyOrigin, cfg, origin))
 				h.Set(echo.HeaderAccessControlAllowMethods, "GET, POST, PATCH, DELETE, OPTIONS")
 				h.Set(echo.HeaderAccessControlAllowHeaders, "Authorization, Content-Type, X-Request-Id")
 				h.Set(echo.HeaderAccessControlMaxAge, "600")
@@ -322,13 +318,13 @@ func cors(cfg CORSConfig) echo.MiddlewareFunc {
 				}
 				return c.NoContent(http.StatusNoContent)
 			}
-			if !allowed && !any {
+			if !allowed && !anyOrigin {
 				if err := sameOrigin.Check(c.Request()); err != nil {
 					return Forbidden("Origin not allowed", fmt.Sprintf("A cross-origin %s from %q is refused: that origin is not in [cors] allowed_origins.", c.Request().Method, origin))
 				}
 			}
 			if allowed {
-				h.Set(echo.HeaderAccessControlAllowOrigin, originValue(any, cfg, origin))
+				h.Set(echo.HeaderAccessControlAllowOrigin, originValue(anyOrigin, cfg, origin))
 				h.Set(echo.HeaderAccessControlExposeHeaders, "Location, X-Request-Id, Retry-After, WWW-Authenticate")
 				if cfg.AllowCredentials {
 					h.Set(echo.HeaderAccessControlAllowCredentials, "true")
@@ -339,8 +335,8 @@ func cors(cfg CORSConfig) echo.MiddlewareFunc {
 	}
 }
 
-func originValue(any bool, cfg CORSConfig, origin string) string {
-	if any && !cfg.AllowCredentials {
+func originValue(anyOrigin bool, cfg CORSConfig, origin string) string {
+	if anyOrigin && !cfg.AllowCredentials {
 		return "*"
 	}
 	return origin
@@ -353,7 +349,7 @@ func bodyLimit(limit int64) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			if req.ContentLength > limit {
-				return tooLarge()
+				return BodyTooLarge(limit)
 			}
 			if req.Body != nil {
 				req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
@@ -363,8 +359,14 @@ func bodyLimit(limit int64) echo.MiddlewareFunc {
 	}
 }
 
-func tooLarge() *Problem {
-	return NewProblem(http.StatusRequestEntityTooLarge, "Request body too large", fmt.Sprintf("Request bodies are limited to %d bytes.", DefaultBodyLimit))
+// BodyTooLarge is the 413 of a body over limit bytes (0: a limit not
+// known here).
+func BodyTooLarge(limit int64) *Problem {
+	detail := "The request body is too large."
+	if limit > 0 {
+		detail = fmt.Sprintf("Request bodies are limited to %d bytes.", limit)
+	}
+	return NewProblem(http.StatusRequestEntityTooLarge, "Request body too large", detail)
 }
 
 // Serve serves s on ln until ctx is done, then stops accepting connections

@@ -97,6 +97,29 @@ func wantProblem(t *testing.T, resp *http.Response, doc map[string]any, status i
 	}
 }
 
+// A configured body limit is the one enforced and the one the 413 names,
+// whether the body announces its length or is streamed.
+func TestConfiguredBodyLimit(t *testing.T) {
+	_, srv, _ := testServer(t, Config{BodyLimit: 1000})
+	body := `{"username":"` + strings.Repeat("a", 2000) + `"}`
+	resp, doc := do(t, "POST", srv.URL+"/echo/", strings.NewReader(body))
+	wantProblem(t, resp, doc, 413, "Request body too large")
+	if doc["detail"] != "Request bodies are limited to 1000 bytes." {
+		t.Errorf("with Content-Length: detail %q", doc["detail"])
+	}
+	pr, pw := io.Pipe()
+	go func() { _, _ = pw.Write([]byte(body)); pw.Close() }()
+	resp, doc = do(t, "POST", srv.URL+"/echo/", pr)
+	wantProblem(t, resp, doc, 413, "Request body too large")
+	if doc["detail"] != "Request bodies are limited to 1000 bytes." {
+		t.Errorf("streamed: detail %q", doc["detail"])
+	}
+	small := `{"username":"` + strings.Repeat("a", 900) + `"}`
+	if resp, _ := do(t, "POST", srv.URL+"/echo/", strings.NewReader(small)); resp.StatusCode != 201 {
+		t.Errorf("a body under the limit: %d", resp.StatusCode)
+	}
+}
+
 func TestBadBodies(t *testing.T) {
 	_, srv, _ := testServer(t, Config{})
 	cases := []struct {
@@ -127,6 +150,9 @@ func TestBadBodies(t *testing.T) {
 	go func() { _, _ = pw.Write([]byte(`{"username":"` + strings.Repeat("a", 100<<10) + `"}`)); pw.Close() }()
 	resp, doc := do(t, "POST", srv.URL+"/echo/", pr)
 	wantProblem(t, resp, doc, 413, "Request body too large")
+	if d, _ := doc["detail"].(string); !strings.Contains(d, "65536 bytes") {
+		t.Errorf("streamed body: detail %q does not give the limit", d)
+	}
 	// Unknown fields are ignored, and form Content-Type does not matter.
 	resp, doc = do(t, "POST", srv.URL+"/echo", strings.NewReader(`{"username":"ada","extra":true}`), "Content-Type", "application/x-www-form-urlencoded")
 	if resp.StatusCode != 201 || doc["username"] != "ada" {

@@ -99,11 +99,10 @@ func NewPublicKey(raw any) (*PublicKey, error) {
 		default:
 			return nil, fmt.Errorf("unsupported elliptic curve %s (supported: P-256, P-384, secp256k1)", key.Curve.Params().Name)
 		}
-		// The point must be on the curve, its coordinates in range. Found by
-		// FuzzParseJWKS: a JWK whose "y" was 33 bytes long made the
-		// thumbprint panic (in jwx), so a provider's /jwks.json could turn
-		// every login at Pasee into a 500. PEM keys are checked by x509
-		// already; JWKs are not.
+		// The point must be on the curve, its coordinates in range: a JWK
+		// whose "y" is 33 bytes long makes the thumbprint panic (in jwx), so
+		// a provider's /jwks.json could turn every login at Pasee into a
+		// 500. PEM keys are checked by x509 already; JWKs are not.
 		if _, err := key.ECDH(); err != nil {
 			return nil, fmt.Errorf("invalid %s public key: %v", alg, err)
 		}

@@ -2,13 +2,12 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/kisee-pasee/suite/pkg/token"
 	"github.com/kisee-pasee/suite/pkg/verify"
@@ -88,20 +87,22 @@ func Example() {
 }
 
 // Middleware refuses requests without a valid access token with the 401
-// problem document Kisee and Pasee answer, and gives handlers the caller.
+// problem document Kisee and Pasee answer, and gives handlers the caller
+// in the request's context.
 func ExampleMiddleware() {
 	pasee := newFakePasee()
 	v, _ := verify.New(context.Background(), verify.Options{PublicKeysPEM: []string{pasee.publicPEM()}, Issuer: pasee.issuer})
 
-	e := echo.New()
-	e.GET("/me", func(c echo.Context) error {
-		id, _ := verify.FromContext(c)
-		return c.String(http.StatusOK, "hello "+id.Subject+"\n")
-	}, verify.Middleware(v))
+	me := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verify.IdentityFrom(r.Context())
+		fmt.Fprintln(w, "hello", id.Subject)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /me", verify.Middleware(v)(me))
 
-	get(e, "/me", pasee.accessToken("kisee-alice"))
-	get(e, "/me", "")
-	get(e, "/me", "not-a-token")
+	get(mux, "/me", pasee.accessToken("kisee-alice"))
+	get(mux, "/me", "")
+	get(mux, "/me", "not-a-token")
 	// Output:
 	// 200 hello kisee-alice
 	// 401 {"_meta":{"title":"Missing token"},"_type":"error","detail":"Send a token in the header \"Authorization: Bearer \u003ctoken\u003e\".","status":401,"title":"Missing token","type":"about:blank"}
@@ -114,14 +115,13 @@ func ExampleRequireGroupTree() {
 	pasee := newFakePasee()
 	v, _ := verify.New(context.Background(), verify.Options{PublicKeysPEM: []string{pasee.publicPEM()}, Issuer: pasee.issuer})
 
-	e := echo.New()
-	e.GET("/articles", func(c echo.Context) error {
-		return c.String(http.StatusOK, "the articles\n")
-	}, verify.Middleware(v), verify.RequireGroupTree("articles"))
+	articles := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "the articles") })
+	mux := http.NewServeMux()
+	mux.Handle("GET /articles", verify.Middleware(v)(verify.RequireGroupTree("articles")(articles)))
 
-	get(e, "/articles", pasee.accessToken("kisee-alice", "articles.writers"))
-	get(e, "/articles", pasee.accessToken("kisee-bob", "articles"))
-	get(e, "/articles", pasee.accessToken("kisee-eve", "articles_archive"))
+	get(mux, "/articles", pasee.accessToken("kisee-alice", "articles.writers"))
+	get(mux, "/articles", pasee.accessToken("kisee-bob", "articles"))
+	get(mux, "/articles", pasee.accessToken("kisee-eve", "articles_archive"))
 	// Output:
 	// 200 the articles
 	// 200 the articles
@@ -134,16 +134,40 @@ func ExampleRequireGroups() {
 	pasee := newFakePasee()
 	v, _ := verify.New(context.Background(), verify.Options{PublicKeysPEM: []string{pasee.publicPEM()}, Issuer: pasee.issuer})
 
-	e := echo.New()
-	e.GET("/admin", func(c echo.Context) error {
-		return c.String(http.StatusOK, "welcome\n")
-	}, verify.Middleware(v), verify.RequireGroups("staff"))
+	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verify.IdentityFrom(r.Context())
+		fmt.Fprintln(w, "welcome", id.Subject)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /admin", verify.Middleware(v)(verify.RequireGroups("staff")(admin)))
 
-	get(e, "/admin", pasee.accessToken("kisee-root", "staff"))
-	get(e, "/admin", pasee.accessToken("kisee-alice", "articles.staff"))
+	get(mux, "/admin", pasee.accessToken("kisee-root", "staff"))
+	get(mux, "/admin", pasee.accessToken("kisee-alice", "articles.staff"))
 	// Output:
-	// 200 welcome
+	// 200 welcome kisee-root
 	// 403 {"_meta":{"title":"Missing group"},"_type":"error","detail":"This resource needs membership of one of the groups \"staff\".","status":403,"title":"Missing group","type":"about:blank"}
+}
+
+// Optional lets anonymous callers through: the handler decides what they
+// see. A token that is sent must still be valid.
+func ExampleOptional() {
+	pasee := newFakePasee()
+	v, _ := verify.New(context.Background(), verify.Options{PublicKeysPEM: []string{pasee.publicPEM()}, Issuer: pasee.issuer})
+
+	home := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := verify.IdentityFrom(r.Context()); ok {
+			fmt.Fprintln(w, "hello", id.Subject)
+			return
+		}
+		fmt.Fprintln(w, "hello stranger")
+	})
+	h := verify.Middleware(v, verify.Optional())(home)
+
+	get(h, "/", pasee.accessToken("kisee-alice"))
+	get(h, "/", "")
+	// Output:
+	// 200 hello kisee-alice
+	// 200 hello stranger
 }
 
 // The group checks are methods of Identity too, for decisions inside a
@@ -157,22 +181,20 @@ func ExampleIdentity_InGroupTree() {
 	// false true true
 }
 
-// HTTP adapts the middlewares to net/http; the caller is in the request's
-// context.
-func ExampleHTTP() {
+// VerifyRequest is the check Middleware makes, for code that answers
+// refusals its own way.
+func ExampleVerifier_VerifyRequest() {
 	pasee := newFakePasee()
 	v, _ := verify.New(context.Background(), verify.Options{PublicKeysPEM: []string{pasee.publicPEM()}, Issuer: pasee.issuer})
 
-	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := verify.IdentityFrom(r.Context())
-		fmt.Fprintln(w, "welcome", id.Subject)
-	})
-	mux := http.NewServeMux()
-	mux.Handle("/admin", verify.HTTP(verify.Middleware(v))(verify.HTTP(verify.RequireGroups("staff"))(admin)))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	_, p := v.VerifyRequest(req)
+	fmt.Println(p.Status, p.Title, errors.Is(p, verify.ErrNoToken))
 
-	get(mux, "/admin", pasee.accessToken("kisee-root", "staff"))
-	get(mux, "/admin", pasee.accessToken("kisee-alice"))
+	req.Header.Set("Authorization", "Bearer "+pasee.accessToken("kisee-alice", "staff"))
+	id, p := v.VerifyRequest(req)
+	fmt.Println(id.Subject, id.Groups, p == nil)
 	// Output:
-	// 200 welcome kisee-root
-	// 403 {"_meta":{"title":"Missing group"},"_type":"error","detail":"This resource needs membership of one of the groups \"staff\".","status":403,"title":"Missing group","type":"about:blank"}
+	// 401 Missing token true
+	// kisee-alice [staff] true
 }

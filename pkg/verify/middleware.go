@@ -4,137 +4,145 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-
-	"github.com/labstack/echo/v4"
-
-	"github.com/kisee-pasee/suite/internal/web"
-	"github.com/kisee-pasee/suite/pkg/token"
 )
-
-// echoKey is where Middleware stores the Identity in an echo.Context.
-const echoKey = "verify.identity"
 
 // MiddlewareOption configures Middleware.
 type MiddlewareOption func(*middlewareConfig)
 
 type middlewareConfig struct {
 	optional bool
-	skipper  func(echo.Context) bool
-	refuse   func(echo.Context, *web.Problem) error
+	skipper  func(*http.Request) bool
+	refuse   func(http.ResponseWriter, *http.Request, *Problem)
 }
 
 // Optional lets requests without a bearer token through, with no Identity
-// in the context (FromContext reports false): for routes that answer
+// in the context (IdentityFrom reports false): for routes that answer
 // anonymous callers too. A token that is present must still be valid.
 func Optional() MiddlewareOption { return func(c *middlewareConfig) { c.optional = true } }
 
 // WithSkipper lets the requests for which skip returns true through
 // unchecked (health checks, public files).
-func WithSkipper(skip func(echo.Context) bool) MiddlewareOption {
+func WithSkipper(skip func(*http.Request) bool) MiddlewareOption {
 	return func(c *middlewareConfig) { c.skipper = skip }
 }
 
 // WithErrorHandler replaces how a refused request is answered. The default
-// writes p as Kisee and Pasee write their problem documents; a service with
-// its own error format may return p (it is an error) to its echo error
-// handler instead.
-func WithErrorHandler(refuse func(c echo.Context, p *web.Problem) error) MiddlewareOption {
+// is WriteProblem: the problem documents Kisee and Pasee write.
+func WithErrorHandler(refuse func(w http.ResponseWriter, r *http.Request, p *Problem)) MiddlewareOption {
 	return func(c *middlewareConfig) { c.refuse = refuse }
 }
 
 // Middleware verifies the request's "Authorization: Bearer" access token
-// with v and puts the caller's Identity in the context (FromContext). A
-// missing, malformed, expired, wrongly signed or wrongly typed token gets
-// 401 with WWW-Authenticate: Bearer error="invalid_token" and a problem
-// document; when Pasee's keys cannot be fetched, 503.
-func Middleware(v *Verifier, opts ...MiddlewareOption) echo.MiddlewareFunc {
+// with v and puts the caller's Identity in the request's context
+// (IdentityFrom). A missing, malformed, expired, wrongly signed or wrongly
+// typed token gets 401 with WWW-Authenticate: Bearer error="invalid_token"
+// and a problem document; when Pasee's keys cannot be fetched, 503.
+func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	cfg := middlewareConfig{refuse: WriteProblem}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if cfg.skipper != nil && cfg.skipper(c) {
-				return next(c)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if cfg.skipper != nil && cfg.skipper(r) {
+				next.ServeHTTP(w, r)
+				return
 			}
-			if cfg.optional && !web.HasBearer(c) {
-				return next(c)
+			id, p := v.VerifyRequest(r)
+			switch {
+			case p == nil:
+				next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+			case cfg.optional && errors.Is(p, ErrNoToken):
+				next.ServeHTTP(w, r)
+			default:
+				cfg.refuse(w, r, p)
 			}
-			raw, err := web.BearerToken(c)
-			if err != nil {
-				return cfg.refuse(c, web.AsProblem(err))
-			}
-			req := c.Request()
-			id, err := v.Verify(req.Context(), raw)
-			if err != nil {
-				return cfg.refuse(c, tokenProblem(err))
-			}
-			c.Set(echoKey, id)
-			c.SetRequest(req.WithContext(WithIdentity(req.Context(), id)))
-			return next(c)
+		})
+	}
+}
+
+// VerifyRequest verifies the request's "Authorization: Bearer" access
+// token: the caller's Identity, or the Problem to answer (401; 503 when
+// Pasee's keys cannot be fetched). Without a bearer token the Problem's
+// Err is ErrNoToken. Middleware is built on it; adapters for other routers
+// (echoverify) use it too.
+func (v *Verifier) VerifyRequest(r *http.Request) (*Identity, *Problem) {
+	raw, ok := bearerToken(r)
+	if !ok {
+		return nil, invalidToken("Missing token", "Send a token in the header \"Authorization: Bearer <token>\".", ErrNoToken)
+	}
+	id, err := v.Verify(r.Context(), raw)
+	if err != nil {
+		return nil, tokenProblem(err)
+	}
+	return id, nil
+}
+
+// bearerToken is the token of an "Authorization: Bearer <token>" header,
+// the scheme matched without regard to case.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// Authorize decides whether the caller of r, as Middleware put it in r's
+// context, may go on: nil when allowed returns true for it; otherwise the
+// Problem to answer, 403 with WWW-Authenticate: Bearer
+// error="insufficient_scope" and the detail "This resource needs
+// membership of <need>.". Without an Identity it is the 401 of a missing
+// token, or, when the request carries a token Middleware did not check, a
+// 500: the check is wired without Middleware before it, and fails closed.
+func Authorize(r *http.Request, allowed func(*Identity) bool, need string) *Problem {
+	id, ok := IdentityFrom(r.Context())
+	if !ok {
+		if _, hasToken := bearerToken(r); !hasToken {
+			return invalidToken("Missing token", "Send a token in the header \"Authorization: Bearer <token>\".", ErrNoToken)
 		}
+		return &Problem{Status: http.StatusInternalServerError, Title: "Internal error",
+			Detail: "This service checks groups without verifying tokens first: the verifying middleware is missing before the group check."}
 	}
+	if !allowed(id) {
+		return &Problem{Status: http.StatusForbidden, Title: "Missing group",
+			Detail: "This resource needs membership of " + need + ".",
+			Header: http.Header{"Www-Authenticate": {`Bearer error="insufficient_scope"`}}}
+	}
+	return nil
 }
 
-// tokenProblem is the answer to a refused token, as Pasee gives it for its
-// own API: 401, or 503 when the token could not be checked at all.
-func tokenProblem(err error) *web.Problem {
-	if errors.Is(err, token.ErrKeySetUnavailable) {
-		return web.ServiceUnavailable("Service unavailable", "The token cannot be checked right now; retry shortly.").WithCause(err)
-	}
-	return web.Unauthorized("Invalid token", err.Error())
-}
-
-// FromContext returns the caller's Identity put in c by Middleware (or, in
-// a chain adapted with HTTP, in the request's context).
-func FromContext(c echo.Context) (*Identity, bool) {
-	if id, ok := c.Get(echoKey).(*Identity); ok && id != nil {
-		return id, true
-	}
-	return IdentityFrom(c.Request().Context())
-}
-
-// Require answers 403 to callers for which allowed returns false; need
-// completes the detail "This resource needs membership of <need>.". It
-// goes after Middleware: without an Identity in the context it answers 401.
-func Require(allowed func(*Identity) bool, need string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			id, ok := FromContext(c)
-			if !ok {
-				if _, err := web.BearerToken(c); err != nil {
-					return WriteProblem(c, web.AsProblem(err)) // no token (Optional): 401
-				}
-				// A token but no identity: Middleware is missing from the
-				// chain. Fail closed, loudly.
-				return WriteProblem(c, web.NewProblem(http.StatusInternalServerError, "Internal error",
-					"This service checks groups without verifying tokens first: verify.Middleware is missing before verify.Require."))
+// Require answers the Problem of Authorize to callers for which allowed
+// returns false; need completes its detail. It goes after Middleware.
+func Require(allowed func(*Identity) bool, need string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := Authorize(r, allowed, need); p != nil {
+				WriteProblem(w, r, p)
+				return
 			}
-			if !allowed(id) {
-				return WriteProblem(c, web.Forbidden("Missing group", "This resource needs membership of "+need+".").
-					WithHeader("WWW-Authenticate", `Bearer error="insufficient_scope"`))
-			}
-			return next(c)
-		}
+			next.ServeHTTP(w, r)
+		})
 	}
 }
 
 // RequireGroups lets through callers that are members of at least one of
 // groups (exact memberships: "staff" is not "staff.x"); others get 403.
-func RequireGroups(groups ...string) echo.MiddlewareFunc {
+func RequireGroups(groups ...string) func(http.Handler) http.Handler {
 	return Require(func(id *Identity) bool { return id.AnyOf(groups...) }, "one of the groups "+quoteList(groups))
 }
 
 // RequireAllGroups lets through callers that are members of every one of
 // groups; others get 403.
-func RequireAllGroups(groups ...string) echo.MiddlewareFunc {
+func RequireAllGroups(groups ...string) func(http.Handler) http.Handler {
 	return Require(func(id *Identity) bool { return id.AllOf(groups...) }, "all the groups "+quoteList(groups))
 }
 
 // RequireGroupTree lets through callers that are members of one of
 // prefixes or of any group under one of them ("articles" admits
 // "articles.writers"); others get 403.
-func RequireGroupTree(prefixes ...string) echo.MiddlewareFunc {
+func RequireGroupTree(prefixes ...string) func(http.Handler) http.Handler {
 	return Require(func(id *Identity) bool {
 		for _, p := range prefixes {
 			if id.InGroupTree(p) {
@@ -151,37 +159,4 @@ func quoteList(names []string) string {
 		q[i] = `"` + n + `"`
 	}
 	return strings.Join(q, ", ")
-}
-
-// WriteProblem writes p as Kisee and Pasee write their problem documents:
-// its headers, Content-Type application/problem+json, and the body with
-// the "_type"/"_meta" members old clients read (no body for HEAD).
-func WriteProblem(c echo.Context, p *web.Problem) error {
-	// Outside a web.Server the security headers are not set: no-store at least.
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return web.WriteProblem(c, p)
-}
-
-// HTTP adapts an echo middleware of this package (Middleware, Require...)
-// to net/http, for services that do not use echo:
-//
-//	mux.Handle("/admin", verify.HTTP(verify.Middleware(v))(verify.HTTP(verify.RequireGroups("staff"))(admin)))
-//
-// The Identity travels in the request's context: IdentityFrom(r.Context()).
-func HTTP(mw echo.MiddlewareFunc) func(http.Handler) http.Handler {
-	e := echo.New() // only its context pool is used
-	return func(next http.Handler) http.Handler {
-		h := mw(func(c echo.Context) error {
-			next.ServeHTTP(c.Response(), c.Request())
-			return nil
-		})
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c := e.AcquireContext()
-			c.Reset(r, w)
-			defer e.ReleaseContext(c)
-			// The middlewares answer refusals themselves; an error here can
-			// only be a failed write to a gone client.
-			_ = h(c)
-		})
-	}
 }

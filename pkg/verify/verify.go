@@ -1,5 +1,5 @@
 // Package verify lets a Go service trust Pasee access tokens without calling
-// Pasee on each request (SPEC section 5).
+// Pasee on each request.
 //
 // A Verifier checks a token against Pasee's public keys — fetched from its
 // JWK Set URL (cached, refetched when a token names an unknown key id, at
@@ -8,11 +8,12 @@
 // tokens are accepted: a refresh token, a Kisee identity token or a reset
 // token is refused, whoever signed it.
 //
-// Middleware is an echo middleware that answers 401 problem documents, the
+// Middleware is net/http middleware that answers 401 problem documents, the
 // same as Kisee's and Pasee's, to requests without a valid token, and puts
-// the Identity in the context (FromContext). RequireGroups and
+// the Identity in the request's context (IdentityFrom). RequireGroups and
 // RequireGroupTree then answer 403 to callers outside the groups a route
-// needs. HTTP adapts any of them to plain net/http.
+// needs. The package depends on the standard library and pkg/token only;
+// services on echo use the same middlewares from pkg/verify/echoverify.
 //
 // Groups are read from the token, so a change of membership reaches a
 // service when the caller's next access token is issued (Pasee's access_ttl,
@@ -165,7 +166,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Pasee refuses these itself; a service must not be laxer (SPEC 3).
+	// Pasee refuses these itself; a service must not be laxer.
 	if c.Bool("refresh_token") {
 		return nil, fmt.Errorf("%w: a refresh token is not an access token", token.ErrType)
 	}

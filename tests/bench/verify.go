@@ -16,6 +16,7 @@ import (
 
 	"github.com/kisee-pasee/suite/pkg/token"
 	"github.com/kisee-pasee/suite/pkg/verify"
+	"github.com/kisee-pasee/suite/pkg/verify/echoverify"
 )
 
 // VerifyResult is scenario 5: how fast a downstream service checks Pasee
@@ -23,7 +24,7 @@ import (
 type VerifyResult struct {
 	// Raw is SHA-256 and P-256 ECDSA verification of the token, nothing
 	// else (the bound). Token is pkg/token's Verifier, Library
-	// pkg/verify's Verifier, Middleware pkg/verify's echo middleware
+	// pkg/verify's Verifier, Middleware pkg/verify/echoverify's middleware
 	// around a handler answering 204, driven without a network. Each is
 	// the best of 3 interleaved rounds.
 	Raw, Token, Library, Middleware Rate
@@ -96,7 +97,7 @@ func RunVerify(ctx context.Context, plan Plan, paseeURL, access string, d time.D
 		return err
 	}
 	e := echo.New()
-	e.Use(verify.Middleware(v))
+	e.Use(echoverify.Middleware(v))
 	e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 	middleware := func() error {
 		req, _ := http.NewRequestWithContext(ctx, "GET", "/", nil)

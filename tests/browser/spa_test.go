@@ -17,6 +17,7 @@ import (
 	"github.com/kisee-pasee/suite/internal/kisee/kiseetest"
 	"github.com/kisee-pasee/suite/internal/oauthtest"
 	"github.com/kisee-pasee/suite/internal/pasee/paseetest"
+	"github.com/kisee-pasee/suite/internal/testenv"
 )
 
 // chromiumPath is where Debian's chromium package installs the browser.
@@ -27,13 +28,7 @@ const chromiumPath = "/usr/bin/chromium"
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		missing := fmt.Sprintf("%s not found (%v); install it with: apt-get install chromium chromium-driver", chromiumPath, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true: the browser end-to-end test cannot run: %s", missing)
-		}
-		msg := "the browser end-to-end test is SKIPPED: " + missing
-		fmt.Fprintln(os.Stderr, "WARNING: "+msg)
-		t.Skip(msg)
+		testenv.Missing(t, "Browser", fmt.Sprintf("%s not found (%v); apt-get install chromium chromium-driver", chromiumPath, err))
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),

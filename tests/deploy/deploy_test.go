@@ -11,7 +11,16 @@ package deploy_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -29,6 +38,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/kisee-pasee/suite/internal/deploytest"
+	"github.com/kisee-pasee/suite/internal/testenv"
 )
 
 // TestMain runs the tests from the repository's deploy/ folder: every path
@@ -598,7 +608,9 @@ func TestSystemdUnits(t *testing.T) {
 func systemdAnalyze(t *testing.T, path, svc string) {
 	tool, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Logf("systemd-analyze not found: unit %s checked by the parser only", path)
+		t.Run("systemd-analyze", func(t *testing.T) {
+			testenv.Missing(t, "systemd-analyze", "not found, the units are checked by the parser only; apt-get install systemd")
+		})
 		return
 	}
 	self, err := os.Executable()
@@ -646,7 +658,7 @@ func TestNginx(t *testing.T) {
 		"proxy_set_header X-Forwarded-Proto $scheme;",
 		"proxy_set_header X-Forwarded-Host $host;",
 		`add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;`,
-		"listen 443 ssl;", "ssl_certificate ", "ssl_protocols TLSv1.2 TLSv1.3;",
+		"listen 443 ssl http2;", "ssl_certificate ", "ssl_protocols TLSv1.2 TLSv1.3;",
 		"return 301 https://$host$request_uri;",
 	} {
 		if !strings.Contains(body, want) {
@@ -660,6 +672,12 @@ func TestNginx(t *testing.T) {
 	if !strings.Contains(conf, "trusted_proxies") {
 		t.Error("the site does not say the services must list nginx in trusted_proxies")
 	}
+	// "http2 on;" is nginx 1.25.1's spelling: older nginx (Debian 12's
+	// 1.22) refuses the whole file.
+	if strings.Contains(body, "http2 on") {
+		t.Error(`the site uses "http2 on;", which nginx before 1.25.1 refuses; use "listen 443 ssl http2;"`)
+	}
+	t.Run("nginx -t", func(t *testing.T) { nginxCheck(t, conf) })
 	// The upstreams are where configs/*-postgres.toml listen.
 	for svc, port := range map[string]string{"kisee": "8140", "pasee": "8150"} {
 		doc := readTOML(t, filepath.Join("..", "configs", svc+"-postgres.toml"))
@@ -670,6 +688,66 @@ func TestNginx(t *testing.T) {
 		addr := net.JoinHostPort(host, strconv.FormatInt(p.(int64), 10))
 		if addr != "127.0.0.1:"+port || !strings.Contains(body, "server "+addr+";") {
 			t.Errorf("%s listens on %s; the nginx upstream must be that address", svc, addr)
+		}
+	}
+}
+
+// nginxCheck has the installed nginx test the site (`nginx -t`), included
+// in a minimal nginx.conf as /etc/nginx/conf.d/ files are, with its
+// certificate paths replaced by a self-signed certificate.
+func nginxCheck(t *testing.T, site string) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
+			testenv.Missing(t, "nginx", "not found, the example site is checked by the parser only; apt-get install nginx-light")
+		}
+		bin = "/usr/sbin/nginx"
+	}
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, cert, key)
+	site = regexp.MustCompile(`ssl_certificate\s+\S+;`).ReplaceAllString(site, "ssl_certificate "+cert+";")
+	site = regexp.MustCompile(`ssl_certificate_key\s+\S+;`).ReplaceAllString(site, "ssl_certificate_key "+key+";")
+	sitePath := filepath.Join(dir, "kisee-pasee.conf")
+	main := fmt.Sprintf("pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    access_log off;\n    client_body_temp_path %[1]s/body;\n    proxy_temp_path %[1]s/proxy;\n    include %[2]s;\n}\n", dir, sitePath)
+	mainPath := filepath.Join(dir, "nginx.conf")
+	for path, data := range map[string]string{sitePath: site, mainPath: main} {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(bin, "-t", "-q", "-p", dir, "-e", "stderr", "-c", mainPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -t on deploy/nginx/kisee-pasee.conf: %v\n%s", err, out)
+	}
+	if len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("nginx -t warns about deploy/nginx/kisee-pasee.conf:\n%s", out)
+	}
+}
+
+// writeSelfSigned writes a self-signed P-256 certificate for the example
+// names and its key, in PEM.
+func writeSelfSigned(t *testing.T, certPath, keyPath string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "id.example.com"},
+		DNSNames:  []string{"id.example.com", "auth.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, block := range map[string]*pem.Block{certPath: {Type: "CERTIFICATE", Bytes: der}, keyPath: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -16,8 +16,8 @@ import (
 )
 
 // registerAccountRoutes adds registration, password recovery and password
-// change. Recovery answers at SPEC's path, its alias, and the original
-// Kisee's spelling (compat).
+// change. Recovery answers at /password_recoveries/, its alias
+// /forgotten-passwords/, and the original Kisee's spelling (compat).
 func (h *Handler) registerAccountRoutes(s *web.Server) {
 	s.Route(http.MethodGet, "/users/", h.describeUsers)
 	s.Route(http.MethodPost, "/users/", h.registerUser)
@@ -40,47 +40,71 @@ type link struct {
 }
 
 type field struct {
-	Name     string         `json:"name"`
-	Required bool           `json:"required,omitempty"`
-	Schema   map[string]any `json:"schema"`
+	Name     string `json:"name"`
+	Required bool   `json:"required,omitempty"`
+	Schema   schema `json:"schema"`
 }
 
-func newLink(href, action, title, description string, fields ...field) link {
-	return link{Type: "link", URL: href, Action: action, Title: title, Description: description, Fields: fields}
+// schema is the JSON Schema of a field (its members in the order the
+// documents have always had them).
+type schema struct {
+	Description string `json:"description,omitempty"`
+	Format      string `json:"format,omitempty"`
+	MaxLength   int    `json:"maxLength,omitempty"`
+	MinLength   int    `json:"minLength,omitempty"`
+	Pattern     string `json:"pattern,omitempty"`
+	Type        string `json:"type"`
 }
 
-func (h *Handler) document(path, title string) map[string]any {
-	return map[string]any{"_type": "document", "_meta": map[string]string{"url": h.url(path), "title": title}}
+// document is the coreapi document GET /users/ and GET
+// /password_recoveries/ answer: whether the feature is enabled and the
+// links of what can be done.
+type document struct {
+	Meta          documentMeta `json:"_meta"`
+	Type          string       `json:"_type"`
+	Enabled       bool         `json:"enabled"`
+	ExpiresAt     string       `json:"expires_at,omitempty"`
+	Recover       *link        `json:"recover,omitempty"`
+	RegisterUser  *link        `json:"register_user,omitempty"`
+	ResetPassword *link        `json:"reset_password,omitempty"`
+	Username      string       `json:"username,omitempty"`
 }
 
-func passwordSchema() map[string]any {
-	return map[string]any{"type": "string", "minLength": kisee.MinPasswordLength, "maxLength": kisee.MaxPasswordBytes, "format": "password"}
+type documentMeta struct {
+	Title string `json:"title"`
+	URL   string `json:"url"`
+}
+
+func newLink(href, action, title, description string, fields ...field) *link {
+	return &link{Type: "link", URL: href, Action: action, Title: title, Description: description, Fields: fields}
+}
+
+func (h *Handler) document(path, title string) document {
+	return document{Type: "document", Meta: documentMeta{URL: h.url(path), Title: title}}
+}
+
+func passwordSchema() schema {
+	return schema{Type: "string", MinLength: kisee.MinPasswordLength, MaxLength: kisee.MaxPasswordBytes, Format: "password"}
 }
 
 func (h *Handler) describeUsers(c echo.Context) error {
 	doc := h.document("/users/", "Users")
-	doc["enabled"] = h.svc.RegistrationOpen() == nil
-	doc["register_user"] = newLink(h.url("/users/"), "post", "Register a new user",
+	doc.Enabled = h.svc.RegistrationOpen() == nil
+	doc.RegisterUser = newLink(h.url("/users/"), "post", "Register a new user",
 		`POST {"username", "email", "password"} creates a user, when self-registration is enabled.`,
-		field{Name: "username", Required: true, Schema: map[string]any{"type": "string", "minLength": 1, "maxLength": kisee.MaxNewUsernameLength, "pattern": `^[A-Za-z0-9._@+-]+$`}},
-		field{Name: "email", Required: true, Schema: map[string]any{"type": "string", "format": "email"}},
+		field{Name: "username", Required: true, Schema: schema{Type: "string", MinLength: 1, MaxLength: kisee.MaxNewUsernameLength, Pattern: `^[A-Za-z0-9._@+-]+$`}},
+		field{Name: "email", Required: true, Schema: schema{Type: "string", Format: "email"}},
 		field{Name: "password", Required: true, Schema: passwordSchema()},
 	)
 	return c.JSON(http.StatusOK, doc)
 }
 
-// newUser is the body of POST /users/.
+// newUser is the body of POST /users/. A missing member is empty, which
+// the service refuses with the member's name.
 type newUser struct {
-	Username *string `json:"username"`
-	Email    *string `json:"email"`
-	Password *string `json:"password"`
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
 }
 
 func (h *Handler) registerUser(c echo.Context) error {
@@ -92,7 +116,7 @@ func (h *Handler) registerUser(c echo.Context) error {
 		return err
 	}
 	u, err := h.svc.Register(c.Request().Context(), kisee.NewUser{
-		Username: deref(body.Username), Email: deref(body.Email), Password: deref(body.Password),
+		Username: body.Username, Email: body.Email, Password: body.Password,
 	})
 	if err != nil {
 		return accountProblem(err)
@@ -159,9 +183,9 @@ func sentence(d string) string {
 
 // recoveryRequest is the body of POST /password_recoveries/.
 type recoveryRequest struct {
-	Email    *string `json:"email"`
-	Username *string `json:"username"`
-	Login    *string `json:"login"` // compat
+	Email    string `json:"email"`
+	Username string `json:"username"`
+	Login    string `json:"login"` // compat
 }
 
 // requestRecovery starts a password recovery. Its answer, and the work
@@ -176,7 +200,7 @@ func (h *Handler) requestRecovery(c echo.Context) error {
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	err := h.svc.RequestPasswordReset(kisee.ResetRequest{Username: deref(body.Username), Email: deref(body.Email), Login: deref(body.Login)})
+	err := h.svc.RequestPasswordReset(kisee.ResetRequest{Username: body.Username, Email: body.Email, Login: body.Login})
 	var ve *kisee.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -198,7 +222,7 @@ func recoveryDisabled() *web.Problem {
 // sets the new password.
 func (h *Handler) describeRecovery(c echo.Context) error {
 	doc := h.document("/password_recoveries/", "Forgotten password management")
-	doc["enabled"] = h.svc.RecoveryEnabled()
+	doc.Enabled = h.svc.RecoveryEnabled()
 	raw, _ := web.BearerToken(c)
 	if raw == "" {
 		raw = c.QueryParam("token")
@@ -207,11 +231,11 @@ func (h *Handler) describeRecovery(c echo.Context) error {
 		g, err := h.svc.AuthenticateReset(c.Request().Context(), raw)
 		switch {
 		case err == nil:
-			doc["recover"] = newLink(h.url("/users/"+url.PathEscape(g.Username)+"/"), "patch", "Change password",
+			doc.Recover = newLink(h.url("/users/"+url.PathEscape(g.Username)+"/"), "patch", "Change password",
 				`Send a JSON Patch [{"op": "replace", "path": "/password", "value": "<new password>"}] with this token as "Authorization: Bearer <token>". The token works once.`,
 				field{Name: "password", Required: true, Schema: passwordSchema()})
-			doc["username"] = g.Username
-			doc["expires_at"] = g.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")
+			doc.Username = g.Username
+			doc.ExpiresAt = g.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")
 			return c.JSON(http.StatusOK, doc)
 		case errors.Is(err, token.ErrType), errors.Is(err, kisee.ErrIdentityToken):
 			// Another kind of token (a front-end sending its identity
@@ -220,11 +244,11 @@ func (h *Handler) describeRecovery(c echo.Context) error {
 			return resetTokenProblem(err)
 		}
 	}
-	doc["reset_password"] = newLink(h.url("/password_recoveries/"), "post", "Reset a forgotten password",
+	doc.ResetPassword = newLink(h.url("/password_recoveries/"), "post", "Reset a forgotten password",
 		"POST one of these fields to receive, if the account exists, an email with a link to choose a new password. The answer is 201 whether or not it exists.",
-		field{Name: "username", Schema: map[string]any{"type": "string"}},
-		field{Name: "email", Schema: map[string]any{"type": "string", "format": "email"}},
-		field{Name: "login", Schema: map[string]any{"type": "string", "description": "a username, or an email address"}},
+		field{Name: "username", Schema: schema{Type: "string"}},
+		field{Name: "email", Schema: schema{Type: "string", Format: "email"}},
+		field{Name: "login", Schema: schema{Type: "string", Description: "a username, or an email address"}},
 	)
 	return c.JSON(http.StatusOK, doc)
 }
@@ -251,8 +275,7 @@ func (h *Handler) patchUser(c echo.Context) error {
 	ctx := c.Request().Context()
 	// Echo gives the parameter escaped only when it routed on URL.RawPath;
 	// otherwise net/http has unescaped it already, and unescaping again
-	// would read a literal "%41" as "A" (found by the attack suite's
-	// double-encoded traversals).
+	// would read a literal "%41" as "A" (a double-encoded traversal).
 	username := c.Param("username")
 	if c.Request().URL.RawPath != "" {
 		if u, err := url.PathUnescape(username); err == nil {

@@ -1,4 +1,4 @@
-// Package api serves Kisee's HTTP API (SPEC section 2) over a kisee.Service.
+// Package api serves Kisee's HTTP API over a kisee.Service.
 package api
 
 import (
@@ -24,7 +24,7 @@ type Config struct {
 	Keys      token.KeyRing
 }
 
-// Handler serves the routes of SPEC section 2.
+// Handler serves Kisee's routes: identity tokens, accounts, keys, health.
 type Handler struct {
 	svc  *kisee.Service
 	cfg  Config
@@ -123,21 +123,36 @@ func identifyProblem(err error) error {
 	return web.ServiceUnavailable("Identity backend unavailable", "Users cannot be checked right now; retry shortly.").WithCause(err)
 }
 
+// jwtDescription is the answer to GET /jwt/: how to create a token.
+type jwtDescription struct {
+	Actions struct {
+		Create struct {
+			Fields  []jwtField `json:"fields"`
+			Href    string     `json:"href"`
+			Method  string     `json:"method"`
+			Returns string     `json:"returns"`
+		} `json:"create"`
+	} `json:"actions"`
+	Title string `json:"title"`
+}
+
+type jwtField struct {
+	Description string `json:"description,omitempty"`
+	Name        string `json:"name"`
+	Required    bool   `json:"required"`
+	Type        string `json:"type"`
+}
+
 func (h *Handler) describeJWT(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{
-		"title": "Identity tokens",
-		"actions": map[string]any{
-			"create": map[string]any{
-				"method": "POST",
-				"href":   h.url("/jwt/"),
-				"fields": []map[string]any{
-					{"name": "username", "type": "string", "required": true, "description": `the username ("login" is accepted too)`},
-					{"name": "password", "type": "string", "required": true},
-				},
-				"returns": `201 {"tokens": ["<jwt>"]} with Location: /jwt/{jti}`,
-			},
-		},
-	})
+	d := jwtDescription{Title: "Identity tokens"}
+	d.Actions.Create.Method = "POST"
+	d.Actions.Create.Href = h.url("/jwt/")
+	d.Actions.Create.Fields = []jwtField{
+		{Name: "username", Type: "string", Required: true, Description: `the username ("login" is accepted too)`},
+		{Name: "password", Type: "string", Required: true},
+	}
+	d.Actions.Create.Returns = `201 {"tokens": ["<jwt>"]} with Location: /jwt/{jti}`
+	return c.JSON(http.StatusOK, d)
 }
 
 // principal authenticates the request by bearer identity token or Basic

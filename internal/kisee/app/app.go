@@ -40,6 +40,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// HashParams overrides the argon2id parameters (tests use cheap ones).
 	HashParams *password.Params
+	// SentryDSN, when set, reports panics and server errors to Sentry
+	// (serve reads it from SENTRY_DSN).
+	SentryDSN string
 }
 
 // App is a wired Kisee, ready to serve.
@@ -146,7 +149,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		Recovery:     recovery,
 	})
 	a.Server, err = web.New(web.Config{
-		Name: "kisee", Version: o.Version, Logger: a.Logger, Registry: reg,
+		Name: "kisee", Version: o.Version, Logger: a.Logger, Registry: reg, SentryDSN: o.SentryDSN,
 		CORS:           web.CORSConfig{AllowedOrigins: cfg.CORS.AllowedOrigins, AllowCredentials: cfg.CORS.AllowCredentials},
 		TrustedProxies: cfg.Server.TrustedProxies,
 	})

@@ -3,10 +3,10 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -25,7 +25,7 @@ type Stdio struct {
 	Err io.Writer
 }
 
-const usage = `Usage: kisee [--settings FILE] [COMMAND]
+const usage = `Usage: kisee [--settings FILE] [COMMAND] [ARGS]
 
 Commands:
   (none), serve        serve the API (default settings.toml, ~/settings.toml, /etc/kisee/settings.toml;
@@ -37,25 +37,30 @@ Commands:
   healthcheck          exit 0 if the local server's /health is green [--url URL]
   keygen               print a fresh private key [--alg ES256|ES384|ES256K|EdDSA|RS256]
   version              print the version
+  help [COMMAND]       print this help, or COMMAND's (as COMMAND --help does)
 
-Flags:
-  --settings FILE      settings file (anywhere on the line)
-  --no-migrate         do not apply migrations at start
+Flags (anywhere on the line):
+` + globalFlags
+
+const globalFlags = `  --settings FILE      settings file; --settings-file FILE is the same
+  --no-migrate         do not apply database migrations at start
+  -h, --help           print the usage of the command and do nothing else
 `
 
-// Main runs the kisee command and returns its exit status.
+// Main runs the kisee command and returns its exit status: 0, 1 when the
+// command failed, 2 when the command line was not understood.
 func Main(ctx context.Context, args []string, io Stdio, version string) int {
+	prog := &cmdline.Program{Name: "kisee", Usage: usage, Global: globalFlags, Out: io.Out, Err: io.Err}
 	path, args, err := cmdline.ExtractFlag(args, "--settings", "--settings-file")
 	if err != nil {
-		fmt.Fprintln(io.Err, "kisee:", err)
-		return 2
+		return prog.Exit(prog.Usagef("%v", err), true)
 	}
 	noMigrate, args := cmdline.ExtractBool(args, "--no-migrate")
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	cmd, args, named := cmdline.Command(args, "serve")
+	if cmd == "help" || (!named && cmdline.WantsHelp(args)) {
+		return prog.Help()
 	}
-	c := &command{io: io, version: version, settingsPath: path, noMigrate: noMigrate}
+	c := &command{io: io, prog: prog, version: version, settingsPath: path, noMigrate: noMigrate}
 	switch cmd {
 	case "serve":
 		err = c.serve(ctx, args)
@@ -66,31 +71,22 @@ func Main(ctx context.Context, args []string, io Stdio, version string) int {
 	case "passwd":
 		err = c.passwd(ctx, args)
 	case "migrate":
-		err = c.migrate(ctx)
+		err = c.migrate(ctx, args)
 	case "keygen":
-		err = c.keygen(args)
+		err = cmdline.Keygen(prog, args)
 	case "healthcheck":
 		err = c.healthcheck(ctx, args)
 	case "version":
-		fmt.Fprintln(io.Out, version)
-	case "help", "-h", "--help":
-		fmt.Fprint(io.Out, usage)
+		err = c.printVersion(args)
 	default:
-		fmt.Fprintf(io.Err, "kisee: unknown command %q\n\n%s", cmd, usage)
-		return 2
+		err = prog.Usagef("unknown command %q", cmd)
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(io.Err, "kisee:", err)
-		return 1
-	}
-	return 0
+	return prog.Exit(err, !named)
 }
 
 type command struct {
 	io           Stdio
+	prog         *cmdline.Program
 	version      string
 	settingsPath string
 	noMigrate    bool
@@ -106,9 +102,19 @@ func (c *command) load() (*Config, error) {
 	return Load(path)
 }
 
+func (c *command) printVersion(args []string) error {
+	if _, err := c.prog.Command("version", "", "Print the version.").Args(args, 0, 0); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.io.Out, c.version)
+	return nil
+}
+
 func (c *command) serve(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", args)
+	fs := c.prog.Command("serve", "", "Serve the API until SIGINT or SIGTERM. Settings: the --settings file, else the first of\n"+
+		strings.Join(SearchPaths(), ", ")+"; none found: embedded defaults (SQLite kisee.db,\na generated key in kisee-key.pem, 127.0.0.1:8140).")
+	if _, err := fs.Args(args, 0, 0); err != nil {
+		return err
 	}
 	cfg, err := c.load()
 	if err != nil {
@@ -123,7 +129,7 @@ func (c *command) serve(ctx context.Context, args []string) error {
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", cfg.KeyFile, "kid", cfg.Keys.Current.KeyID())
 	}
-	a, err := New(ctx, cfg, Options{Version: c.version, NoMigrate: c.noMigrate, Logger: logger})
+	a, err := New(ctx, cfg, Options{Version: c.version, NoMigrate: c.noMigrate, Logger: logger, SentryDSN: os.Getenv("SENTRY_DSN")})
 	if err != nil {
 		return err
 	}
@@ -177,17 +183,14 @@ func (c *command) sqlBackend(ctx context.Context) (*Config, *sqlbackend.Backend,
 }
 
 func (c *command) useradd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("useradd", flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
+	fs := c.prog.Command("useradd", "NAME [--email E] [--superuser] [--password-stdin]",
+		"Add a user to the sql backend. The password is typed twice on the terminal, or read from\nstandard input with --password-stdin.")
 	email := fs.String("email", "", "the user's email address")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input")
 	superuser := fs.Bool("superuser", false, "make the user a superuser")
-	names, err := cmdline.Parse(fs, args)
+	names, err := fs.Args(args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if len(names) != 1 {
-		return errors.New("usage: kisee useradd NAME [--email E] [--superuser] [--password-stdin]")
 	}
 	if err := kisee.ValidateUsername(names[0]); err != nil {
 		return err
@@ -217,15 +220,12 @@ func (c *command) useradd(ctx context.Context, args []string) error {
 }
 
 func (c *command) passwd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
+	fs := c.prog.Command("passwd", "NAME [--password-stdin]",
+		"Change a user's password in the sql backend and revoke the user's tokens.")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-	names, err := cmdline.Parse(fs, args)
+	names, err := fs.Args(args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if len(names) != 1 {
-		return errors.New("usage: kisee passwd NAME [--password-stdin]")
 	}
 	_, b, tokens, closeDB, err := c.sqlBackend(ctx)
 	if err != nil {
@@ -249,7 +249,10 @@ func (c *command) passwd(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (c *command) migrate(ctx context.Context) error {
+func (c *command) migrate(ctx context.Context, args []string) error {
+	if _, err := c.prog.Command("migrate", "", "Apply the database migrations of the settings' databases, then exit.").Args(args, 0, 0); err != nil {
+		return err
+	}
 	cfg, err := c.loadWithoutKeys()
 	if err != nil {
 		return err
@@ -281,10 +284,10 @@ func (c *command) migrate(ctx context.Context) error {
 }
 
 func (c *command) healthcheck(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
+	fs := c.prog.Command("healthcheck", "[--url URL]",
+		"Exit 0 if the local server's /health is green, 1 otherwise: a container health probe.")
 	url := fs.String("url", "", "the /health URL (default: from the settings' host and port)")
-	if _, err := cmdline.Parse(fs, args); err != nil {
+	if _, err := fs.Args(args, 0, 0); err != nil {
 		return err
 	}
 	if *url == "" {
@@ -299,8 +302,4 @@ func (c *command) healthcheck(ctx context.Context, args []string) error {
 		*url = cmdline.LocalURL(cfg.Server.Host, cfg.Server.Port, "/health")
 	}
 	return cmdline.Healthcheck(ctx, *url, c.io.Out)
-}
-
-func (c *command) keygen(args []string) error {
-	return cmdline.Keygen(args, c.io.Out, c.io.Err)
 }

@@ -58,12 +58,16 @@ func (cfg *Config) emailDefaults() error {
 	cfg.ResetEmail = tmpl
 
 	if e.Host == "" {
-		for key, set := range map[string]bool{
-			"email.sender": e.Sender != "", "email.port": e.Port != 0, "email.security": e.Security != "",
-			"email.username": e.Username != "", "email.password": e.Password != "", "email.ca_file": e.CAFile != "",
+		// In a fixed order, so that the same file always names the same key.
+		for _, k := range []struct {
+			key string
+			set bool
+		}{
+			{"email.sender", e.Sender != ""}, {"email.port", e.Port != 0}, {"email.security", e.Security != ""},
+			{"email.username", e.Username != ""}, {"email.password", e.Password != ""}, {"email.ca_file", e.CAFile != ""},
 		} {
-			if set {
-				return src.Errorf(key, "is set but email.host is not: set host (the SMTP server) to send password-recovery email, or remove [email]")
+			if k.set {
+				return src.Errorf(k.key, "is set but email.host is not: set host (the SMTP server) to send password-recovery email, or remove [email]")
 			}
 		}
 		return nil

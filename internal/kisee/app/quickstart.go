@@ -46,8 +46,8 @@ type quickstartValues struct {
 }
 
 func (c *command) quickstart(args []string) error {
-	f := flag.NewFlagSet("quickstart", flag.ContinueOnError)
-	f.SetOutput(c.io.Err)
+	f := c.prog.Command("quickstart", "[--output FILE] [--force] [FLAGS]",
+		"Write a settings file with a fresh signing key; on a terminal, ask for the values not given.")
 	out := f.String("output", "settings.toml", "file to write")
 	hostname := f.String("hostname", "", "public base URL (default http://localhost:PORT)")
 	host := f.String("host", "127.0.0.1", "address to listen on")
@@ -56,7 +56,7 @@ func (c *command) quickstart(args []string) error {
 	iss := f.String("iss", "", `"iss" of the tokens (default: the hostname)`)
 	alg := f.String("alg", "ES256", "key algorithm: ES256, ES384, ES256K, EdDSA or RS256")
 	force := f.Bool("force", false, "overwrite an existing file")
-	if _, err := cmdline.Parse(f, args); err != nil {
+	if _, err := f.Args(args, 0, 0); err != nil {
 		return err
 	}
 	set := map[string]bool{}

@@ -17,7 +17,7 @@ import (
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
-// Settings is Kisee's settings file (SPEC section 2).
+// Settings is Kisee's settings file, as README.md documents it.
 type Settings struct {
 	Server struct {
 		Host           string   `toml:"host"`

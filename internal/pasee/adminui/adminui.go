@@ -11,7 +11,7 @@
 // with PKCE for redirect providers, which return to /admin/), keeps the
 // access token in memory and the refresh token in sessionStorage, renews
 // the pair before the access token expires, and calls only Pasee's public
-// API with the user's own token: every rule of SPEC holds there as it does
+// API with the user's own token: every rule of the API holds there as it does
 // for any client, and the page shows controls only where the API says the
 // user administers (the "administered" flag of GET /groups/).
 //

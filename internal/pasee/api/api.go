@@ -1,4 +1,4 @@
-// Package api serves Pasee's HTTP API (SPEC section 3) over a pasee.Service.
+// Package api serves Pasee's HTTP API over a pasee.Service.
 package api
 
 import (
@@ -27,7 +27,7 @@ type Config struct {
 	Health func(echo.Context) error
 }
 
-// Handler serves the routes of SPEC section 3.
+// Handler serves Pasee's routes: tokens, groups, users, keys, audit.
 type Handler struct {
 	svc       *pasee.Service
 	cfg       Config
@@ -167,11 +167,10 @@ func (h *Handler) callerAnd(c echo.Context, name string) (caller, value string, 
 //
 // Echo routes on the escaped path (URL.RawPath) when the request has one,
 // and its parameters are then still escaped; otherwise it routes on
-// URL.Path, which net/http has unescaped already. Found by the attack
-// suite: param unescaped in both cases, so that /users/kisee-bob%2500 (a
-// name holding a literal "%00") was read as "kisee-bob\x00" — decoded
-// twice, and a NUL that PostgreSQL refuses (500) — and "a%2541" named
-// user "aA" rather than "a%41".
+// URL.Path, which net/http has unescaped already. Unescaping in both cases
+// would decode twice: /users/kisee-bob%2500 (a name holding a literal
+// "%00") would read as "kisee-bob\x00", a NUL that PostgreSQL refuses, and
+// "a%2541" would name user "aA" rather than "a%41".
 //
 // A value that is not UTF-8 or holds a control character names nothing
 // (no group or user name can hold one): 400, before any store sees it.
@@ -216,7 +215,7 @@ func page(c echo.Context) (after string, limit int, err error) {
 		limit = n
 	}
 	after = c.QueryParam("after")
-	if !plausible(after) { // found by the attack suite: ?after=%00 was a 500 on PostgreSQL
+	if !plausible(after) { // a NUL would reach PostgreSQL, which refuses it in text
 		return "", 0, web.BadRequest("Invalid pagination", "after must be a name: UTF-8 without control characters.")
 	}
 	return after, limit, nil

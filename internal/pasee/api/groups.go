@@ -47,7 +47,7 @@ func (h *Handler) listGroups(c echo.Context) error {
 	var names []string
 	extra := url.Values{}
 	if user := c.QueryParam("user"); user != "" {
-		if !plausible(user) { // found by the attack suite: ?user=kisee-bob%00 was a 500 on PostgreSQL
+		if !plausible(user) { // a NUL would reach PostgreSQL, which refuses it in text
 			return web.BadRequest("Invalid name", "user must be a user name: UTF-8 without control characters.")
 		}
 		extra.Set("user", user)
@@ -70,7 +70,10 @@ func (h *Handler) listGroups(c echo.Context) error {
 	if len(names) > 0 {
 		last = names[len(names)-1]
 	}
-	return c.JSON(http.StatusOK, map[string]any{"groups": items, "next": h.nextLink("/groups/", last, len(names), limit, extra)})
+	return c.JSON(http.StatusOK, struct {
+		Groups []groupItem `json:"groups"`
+		Next   any         `json:"next"`
+	}{items, h.nextLink("/groups/", last, len(names), limit, extra)})
 }
 
 func (h *Handler) createGroup(c echo.Context) error {
@@ -79,19 +82,19 @@ func (h *Handler) createGroup(c echo.Context) error {
 		return err
 	}
 	var body struct {
-		Group *string `json:"group"`
+		Group string `json:"group"`
 	}
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	if body.Group == nil || *body.Group == "" {
+	if body.Group == "" {
 		return web.BadRequest("Missing group", `Send {"group": "parent.child"}.`)
 	}
-	if err := h.svc.CreateGroup(c.Request().Context(), caller, *body.Group); err != nil {
+	if err := h.svc.CreateGroup(c.Request().Context(), caller, body.Group); err != nil {
 		return problem(err, "Not authorized to create group")
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/groups/"+url.PathEscape(*body.Group)+"/")
-	return c.JSON(http.StatusCreated, groupRef{Group: *body.Group, Href: h.url("/groups/" + url.PathEscape(*body.Group) + "/")})
+	c.Response().Header().Set(echo.HeaderLocation, "/groups/"+url.PathEscape(body.Group)+"/")
+	return c.JSON(http.StatusCreated, groupRef{Group: body.Group, Href: h.url("/groups/" + url.PathEscape(body.Group) + "/")})
 }
 
 func (h *Handler) getGroup(c echo.Context) error {
@@ -115,10 +118,11 @@ func (h *Handler) getGroup(c echo.Context) error {
 	if len(members) > 0 {
 		last = members[len(members)-1]
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"group": group, "members": refs,
-		"next": h.nextLink("/groups/"+url.PathEscape(group)+"/", last, len(members), limit, nil),
-	})
+	return c.JSON(http.StatusOK, struct {
+		Group   string      `json:"group"`
+		Members []memberRef `json:"members"`
+		Next    any         `json:"next"`
+	}{group, refs, h.nextLink("/groups/"+url.PathEscape(group)+"/", last, len(members), limit, nil)})
 }
 
 func (h *Handler) addMember(c echo.Context) error {
@@ -127,18 +131,18 @@ func (h *Handler) addMember(c echo.Context) error {
 		return err
 	}
 	var body struct {
-		Username *string `json:"username"`
+		Username string `json:"username"`
 	}
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	if body.Username == nil || *body.Username == "" {
+	if body.Username == "" {
 		return web.BadRequest("Missing username", `Send {"username": "kisee-john"}.`)
 	}
-	if err := h.svc.AddMember(c.Request().Context(), caller, group, *body.Username); err != nil {
+	if err := h.svc.AddMember(c.Request().Context(), caller, group, body.Username); err != nil {
 		return problem(err, "Not authorized to manage this group")
 	}
-	return c.JSON(http.StatusCreated, memberRef{Username: *body.Username, Href: h.url("/users/" + url.PathEscape(*body.Username))})
+	return c.JSON(http.StatusCreated, memberRef{Username: body.Username, Href: h.url("/users/" + url.PathEscape(body.Username))})
 }
 
 func (h *Handler) removeMember(c echo.Context) error {

@@ -47,11 +47,21 @@ func (h *Handler) getTokens(c echo.Context) error {
 		}
 		providers = append(providers, e)
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"title":              "Tokens",
-		"identity_providers": providers,
-		"refresh":            map[string]string{"method": "POST", "href": h.url("/tokens/?refresh"), "authorization": "Bearer <refresh token>"},
-		"logout":             map[string]string{"method": "DELETE", "href": h.url("/tokens/"), "authorization": "Bearer <refresh token>"},
+	type endpoint struct {
+		Authorization string `json:"authorization"`
+		Href          string `json:"href"`
+		Method        string `json:"method"`
+	}
+	return c.JSON(http.StatusOK, struct {
+		IdentityProviders []how    `json:"identity_providers"`
+		Logout            endpoint `json:"logout"`
+		Refresh           endpoint `json:"refresh"`
+		Title             string   `json:"title"`
+	}{
+		IdentityProviders: providers,
+		Logout:            endpoint{Method: "DELETE", Href: h.url("/tokens/"), Authorization: "Bearer <refresh token>"},
+		Refresh:           endpoint{Method: "POST", Href: h.url("/tokens/?refresh"), Authorization: "Bearer <refresh token>"},
+		Title:             "Tokens",
 	})
 }
 
@@ -214,15 +224,15 @@ func (h *Handler) deleteTokens(c echo.Context) error {
 
 func (h *Handler) introspect(c echo.Context) error {
 	var body struct {
-		Token *string `json:"token"`
+		Token string `json:"token"`
 	}
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	if body.Token == nil || *body.Token == "" {
+	if body.Token == "" {
 		return web.BadRequest("Missing token", `Send {"token": "<jwt>"}.`)
 	}
-	out, err := h.svc.Introspect(c.Request().Context(), *body.Token)
+	out, err := h.svc.Introspect(c.Request().Context(), body.Token)
 	if err != nil {
 		return refreshProblem(err)
 	}
@@ -235,7 +245,7 @@ func readBody(c echo.Context) ([]byte, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, web.NewProblem(http.StatusRequestEntityTooLarge, "Request body too large", fmt.Sprintf("Request bodies are limited to %d bytes.", web.DefaultBodyLimit))
+			return nil, web.BodyTooLarge(tooBig.Limit)
 		}
 		return nil, web.BadRequest("Invalid body", "The request body could not be read.")
 	}

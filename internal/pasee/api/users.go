@@ -33,7 +33,10 @@ func (h *Handler) listUsers(c echo.Context) error {
 	if len(users) > 0 {
 		last = users[len(users)-1].Name
 	}
-	return c.JSON(http.StatusOK, map[string]any{"users": refs, "next": h.nextLink("/users/", last, len(users), limit, nil)})
+	return c.JSON(http.StatusOK, struct {
+		Next  any         `json:"next"`
+		Users []memberRef `json:"users"`
+	}{h.nextLink("/users/", last, len(users), limit, nil), refs})
 }
 
 type userView struct {
@@ -112,7 +115,10 @@ func (h *Handler) revokeSessions(c echo.Context) error {
 	if err != nil {
 		return problem(err, "Not authorized to revoke sessions")
 	}
-	return c.JSON(http.StatusOK, map[string]any{"username": name, "revoked": n})
+	return c.JSON(http.StatusOK, struct {
+		Revoked  int    `json:"revoked"`
+		Username string `json:"username"`
+	}{n, name})
 }
 
 func (h *Handler) audit(c echo.Context) error {
@@ -146,9 +152,13 @@ func (h *Handler) audit(c echo.Context) error {
 	for _, e := range events {
 		out = append(out, event{ID: e.ID, At: e.At.UTC().Format(time.RFC3339), Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
 	}
-	var next any
+	var next *string // null on the last page
 	if len(events) == limit {
-		next = h.url("/audit/") + "?before=" + strconv.FormatInt(events[len(events)-1].ID, 10) + "&limit=" + strconv.Itoa(limit)
+		u := h.url("/audit/") + "?before=" + strconv.FormatInt(events[len(events)-1].ID, 10) + "&limit=" + strconv.Itoa(limit)
+		next = &u
 	}
-	return c.JSON(http.StatusOK, map[string]any{"events": out, "next": next})
+	return c.JSON(http.StatusOK, struct {
+		Events []event `json:"events"`
+		Next   *string `json:"next"`
+	}{out, next})
 }

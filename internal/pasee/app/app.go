@@ -36,6 +36,9 @@ type Options struct {
 	Version   string
 	NoMigrate bool
 	Logger    *slog.Logger
+	// SentryDSN, when set, reports panics and server errors to Sentry
+	// (serve reads it from SENTRY_DSN).
+	SentryDSN string
 }
 
 // App is a wired Pasee, ready to serve.
@@ -157,7 +160,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		Registration: cfg.Registration(), Logger: a.Logger, Metrics: counters.metrics,
 	})
 	a.Server, err = web.New(web.Config{
-		Name: "pasee", Version: o.Version, Logger: a.Logger, Registry: reg,
+		Name: "pasee", Version: o.Version, Logger: a.Logger, Registry: reg, SentryDSN: o.SentryDSN,
 		CORS:           web.CORSConfig{AllowedOrigins: cfg.CORS.AllowedOrigins, AllowCredentials: cfg.CORS.AllowCredentials},
 		TrustedProxies: cfg.TrustedProxies,
 	})

@@ -3,10 +3,10 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -23,7 +23,7 @@ type Stdio struct {
 	Err io.Writer
 }
 
-const usage = `Usage: pasee [--settings-file FILE] [COMMAND]
+const usage = `Usage: pasee [--settings-file FILE] [COMMAND] [ARGS]
 
 Commands:
   (none), serve             serve the API (default settings.toml, then /etc/pasee/settings.toml;
@@ -40,29 +40,34 @@ Commands:
   import --from URL         copy an original Pasee's users, groups, memberships and bans into
                             the configured store (URL: postgres://... or sqlite:FILE) [--dry-run]
   version                   print the version
+  help [COMMAND]            print this help, or COMMAND's (as COMMAND --help does)
 
 Flags (anywhere on the line):
-  --settings-file FILE      settings file (--settings is accepted too)
-  --no-migrate              do not apply migrations at start
+` + globalFlags
+
+const globalFlags = `  --settings-file FILE      settings file; --settings FILE is the same
+  --no-migrate              do not apply database migrations at start
+  -h, --help                print the usage of the command and do nothing else
 `
 
-// Main runs the pasee command and returns its exit status.
+// Main runs the pasee command and returns its exit status: 0, 1 when the
+// command failed, 2 when the command line was not understood.
 func Main(ctx context.Context, args []string, stdio Stdio, version string) int {
+	prog := &cmdline.Program{Name: "pasee", Usage: usage, Global: globalFlags, Out: stdio.Out, Err: stdio.Err}
 	path, args, err := cmdline.ExtractFlag(args, "--settings-file", "--settings")
 	if err != nil {
-		fmt.Fprintln(stdio.Err, "pasee:", err)
-		return 2
+		return prog.Exit(prog.Usagef("%v", err), true)
 	}
 	noMigrate, args := cmdline.ExtractBool(args, "--no-migrate")
 	// The original CLI was `python -m pasee --append --groups staff NAME`.
 	if len(args) > 0 && (args[0] == "--append" || args[0] == "--remove") {
 		args[0] = strings.TrimPrefix(args[0], "--")
 	}
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	cmd, args, named := cmdline.Command(args, "serve")
+	if cmd == "help" || (!named && cmdline.WantsHelp(args)) {
+		return prog.Help()
 	}
-	c := &command{io: stdio, version: version, settingsPath: path, noMigrate: noMigrate}
+	c := &command{io: stdio, prog: prog, version: version, settingsPath: path, noMigrate: noMigrate}
 	switch cmd {
 	case "serve":
 		err = c.serve(ctx, args)
@@ -73,9 +78,9 @@ func Main(ctx context.Context, args []string, stdio Stdio, version string) int {
 	case "groups":
 		err = c.groups(ctx, args)
 	case "migrate":
-		err = c.migrate(ctx)
+		err = c.migrate(ctx, args)
 	case "keygen":
-		err = c.keygen(args)
+		err = cmdline.Keygen(prog, args)
 	case "healthcheck":
 		err = c.healthcheck(ctx, args)
 	case "settings":
@@ -83,25 +88,16 @@ func Main(ctx context.Context, args []string, stdio Stdio, version string) int {
 	case "import":
 		err = c.importCmd(ctx, args)
 	case "version":
-		fmt.Fprintln(stdio.Out, version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdio.Out, usage)
+		err = c.printVersion(args)
 	default:
-		fmt.Fprintf(stdio.Err, "pasee: unknown command %q\n\n%s", cmd, usage)
-		return 2
+		err = prog.Usagef("unknown command %q", cmd)
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stdio.Err, "pasee:", err)
-		return 1
-	}
-	return 0
+	return prog.Exit(err, !named)
 }
 
 type command struct {
 	io           Stdio
+	prog         *cmdline.Program
 	version      string
 	settingsPath string
 	noMigrate    bool
@@ -115,9 +111,19 @@ func (c *command) load() (*Config, error) {
 	return Load(path)
 }
 
+func (c *command) printVersion(args []string) error {
+	if _, err := c.prog.Command("version", "", "Print the version.").Args(args, 0, 0); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.io.Out, c.version)
+	return nil
+}
+
 func (c *command) serve(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", args)
+	fs := c.prog.Command("serve", "", "Serve the API until SIGINT or SIGTERM. Settings: the --settings-file file, else the first of\n"+
+		strings.Join(SearchPaths(), ", ")+"; none found: embedded defaults (SQLite pasee.db,\na generated key in pasee-key.pem, 127.0.0.1:8150, provider kisee at http://127.0.0.1:8140/).")
+	if _, err := fs.Args(args, 0, 0); err != nil {
+		return err
 	}
 	cfg, err := c.load()
 	if err != nil {
@@ -132,7 +138,7 @@ func (c *command) serve(ctx context.Context, args []string) error {
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", DefaultKeyFile, "kid", cfg.Keys.Current.KeyID())
 	}
-	a, err := New(ctx, cfg, Options{Version: c.version, NoMigrate: c.noMigrate, Logger: logger})
+	a, err := New(ctx, cfg, Options{Version: c.version, NoMigrate: c.noMigrate, Logger: logger, SentryDSN: os.Getenv("SENTRY_DSN")})
 	if err != nil {
 		return err
 	}
@@ -168,17 +174,19 @@ func (c *command) store(ctx context.Context) (pasee.Store, func(string) bool, er
 
 // membership adds USER to (append) or removes it from (remove) groups.
 func (c *command) membership(ctx context.Context, args []string, add bool) error {
-	name := map[bool]string{true: "append", false: "remove"}[add]
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
+	name, summary := "append", "Add USER (a full name, e.g. kisee-alice) to groups, creating missing groups and their\n.staff. Works while the server runs."
+	if !add {
+		name, summary = "remove", "Remove USER (a full name, e.g. kisee-alice) from groups."
+	}
+	fs := c.prog.Command(name, "--groups G1,G2 USER", summary)
 	groupsFlag := fs.String("groups", "", "comma-separated groups, e.g. staff,articles.writers")
-	users, err := cmdline.Parse(fs, args)
+	users, err := fs.Args(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	groups := pasee.SplitGroups(*groupsFlag)
-	if len(users) != 1 || len(groups) == 0 {
-		return fmt.Errorf("usage: pasee %s --groups G1,G2 USER", name)
+	if len(groups) == 0 {
+		return fs.Usagef("--groups is required")
 	}
 	user := users[0]
 	for _, g := range groups {
@@ -232,8 +240,9 @@ func (c *command) membership(ctx context.Context, args []string, add bool) error
 }
 
 func (c *command) groups(ctx context.Context, args []string) error {
-	if len(args) > 1 {
-		return errors.New("usage: pasee groups [USER]")
+	args, err := c.prog.Command("groups", "[USER]", "List all groups, or the groups USER (a full name, e.g. kisee-alice) is a member of.").Args(args, 0, 1)
+	if err != nil {
+		return err
 	}
 	st, _, err := c.store(ctx)
 	if err != nil {
@@ -284,7 +293,10 @@ func (c *command) providerNames() []string {
 	return out
 }
 
-func (c *command) migrate(ctx context.Context) error {
+func (c *command) migrate(ctx context.Context, args []string) error {
+	if _, err := c.prog.Command("migrate", "", "Apply the database migrations of the store, then exit.").Args(args, 0, 0); err != nil {
+		return err
+	}
 	path := c.settingsPath
 	if path == "" {
 		path = FindSettings()
@@ -303,10 +315,10 @@ func (c *command) migrate(ctx context.Context) error {
 }
 
 func (c *command) healthcheck(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
+	fs := c.prog.Command("healthcheck", "[--url URL]",
+		"Exit 0 if the local server's /health is green, 1 otherwise: a container health probe.")
 	url := fs.String("url", "", "the /health URL (default: from the settings' host and port)")
-	if _, err := cmdline.Parse(fs, args); err != nil {
+	if _, err := fs.Args(args, 0, 0); err != nil {
 		return err
 	}
 	if *url == "" {
@@ -321,8 +333,4 @@ func (c *command) healthcheck(ctx context.Context, args []string) error {
 		*url = cmdline.LocalURL(cfg.Host, cfg.Port, "/health")
 	}
 	return cmdline.Healthcheck(ctx, *url, c.io.Out)
-}
-
-func (c *command) keygen(args []string) error {
-	return cmdline.Keygen(args, c.io.Out, c.io.Err)
 }

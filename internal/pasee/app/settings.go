@@ -16,7 +16,7 @@ import (
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
-// Settings is Pasee's settings file (SPEC section 3).
+// Settings is Pasee's settings file, as README.md documents it.
 type Settings struct {
 	Host           string   `toml:"host"`
 	Port           int      `toml:"port"`

@@ -117,7 +117,7 @@ func TestAdministrationCommands(t *testing.T) {
 	if out, code := run("--settings-file", settingsFile, "append", "--groups", "Bad..Name", "kisee-alice"); code == 0 {
 		t.Fatalf("append to a bad group name: %s", out)
 	}
-	if out, code := run("--settings-file", settingsFile, "append", "kisee-alice"); code == 0 || !strings.Contains(out, "usage") {
+	if out, code := run("--settings-file", settingsFile, "append", "kisee-alice"); code != 2 || !strings.Contains(out, "Usage: pasee append") {
 		t.Fatalf("append without groups: %d %s", code, out)
 	}
 }

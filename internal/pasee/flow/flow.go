@@ -1,5 +1,5 @@
 // Package flow is Pasee's login flow for browser apps with oauth2 and oidc
-// providers (SPEC section 3):
+// providers:
 //
 //  1. The app sends the browser to GET /tokens/?idp=X&redirect_uri=U&state=S.
 //     U must be one of [cors] allowed_redirect_uris, compared exactly, or

@@ -23,6 +23,7 @@ import (
 	"github.com/kisee-pasee/suite/internal/kisee/backend/htpasswd"
 	"github.com/kisee-pasee/suite/internal/password"
 	"github.com/kisee-pasee/suite/internal/settings"
+	"github.com/kisee-pasee/suite/internal/testenv"
 )
 
 // logBuffer collects a backend's log lines for assertions.
@@ -180,7 +181,7 @@ func TestFreshEntriesFromHtpasswdTool(t *testing.T) {
 	t.Parallel()
 	tool, err := exec.LookPath("htpasswd")
 	if err != nil {
-		t.Skip("htpasswd (apache2-utils) not installed; the committed fixtures cover the formats")
+		testenv.Missing(t, "htpasswd tool", "htpasswd not found (the committed fixtures cover the formats); apt-get install apache2-utils")
 	}
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	users := map[string][]string{"b": {"-B", "-C", "4"}, "s2": {"-2"}, "s5": {"-5"}}

@@ -26,6 +26,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/kisee-pasee/suite/internal/kisee/backend/backendtest"
+	"github.com/kisee-pasee/suite/internal/testenv"
 )
 
 const (
@@ -54,12 +55,7 @@ type slapd struct {
 func startSlapd(t *testing.T) *slapd {
 	t.Helper()
 	if _, err := os.Stat(slapdPath); err != nil {
-		msg := fmt.Sprintf("%s not found (%v): LDAP tests are SKIPPED. Install slapd and ldap-utils (apt-get install slapd ldap-utils).", slapdPath, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true: %s", msg)
-		}
-		fmt.Fprintln(os.Stderr, "WARNING: "+msg)
-		t.Skip(msg)
+		testenv.Missing(t, "LDAP", fmt.Sprintf("%s not found (%v); apt-get install slapd ldap-utils", slapdPath, err))
 	}
 	dir := t.TempDir()
 	s := &slapd{CAFile: filepath.Join(dir, "ca.pem"), OtherCA: filepath.Join(dir, "other-ca.pem")}
