@@ -49,6 +49,7 @@ var cliCommands = map[string][][]string{
 	"pasee": {
 		{"serve"}, {"append", "--groups", "staff", "kisee-alice"}, {"remove", "--groups", "staff", "kisee-alice"},
 		{"groups", "kisee-alice"}, {"groups"}, {"migrate"}, {"healthcheck"}, {"keygen"}, {"version"},
+		{"settings", "upgrade", "settings.toml"}, {"import", "--from", "sqlite:original.db"},
 	},
 }
 
@@ -110,6 +111,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"pasee", []string{"groups", "kisee-alice", "kisee-bob"}, `unexpected argument "kisee-bob"`, "Usage: pasee groups"},
 		{"pasee", []string{"append", "kisee-alice"}, "--groups is required", "Usage: pasee append"},
 		{"pasee", []string{"keygen", "--alg"}, "-alg", "Usage: pasee keygen"},
+		{"pasee", []string{"import"}, "missing --from URL", "Usage: pasee import"},
+		{"pasee", []string{"settings", "downgrade", "x.toml"}, `unknown settings command "downgrade"`, "Usage: pasee settings"},
 	} {
 		out, errOut, code, left := runCLI(t, bins[c.bin], c.args...)
 		first, rest, _ := strings.Cut(errOut, "\n")

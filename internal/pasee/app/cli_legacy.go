@@ -2,19 +2,22 @@ package app
 
 import (
 	"context"
-	"flag"
-
-	"errors"
 	"fmt"
-	"github.com/kisee-pasee/suite/internal/cmdline"
+
 	"github.com/kisee-pasee/suite/internal/pasee/importer"
 )
 
 // settingsCmd runs `pasee settings upgrade FILE`: the upgraded file on
 // standard output, one line per replaced key on standard error.
 func (c *command) settingsCmd(args []string) error {
-	if len(args) != 2 || args[0] != "upgrade" {
-		return errors.New("usage: pasee settings upgrade FILE")
+	fs := c.prog.Command("settings", "upgrade FILE",
+		"Print FILE, an original Pasee's settings file, rewritten for this Pasee (one line per replaced key on standard error).")
+	args, err := fs.Args(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if args[0] != "upgrade" {
+		return fs.Usagef("unknown settings command %q", args[0])
 	}
 	out, legacy, err := UpgradeSettings(args[1])
 	if err != nil {
@@ -33,16 +36,15 @@ func (c *command) settingsCmd(args []string) error {
 // importCmd runs `pasee import --from URL [--dry-run]`: an original
 // Pasee's database into the configured store.
 func (c *command) importCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(c.io.Err)
+	fs := c.prog.Command("import", "--from URL [--dry-run]",
+		"Copy an original Pasee's users, groups, memberships and bans into the configured store.")
 	from := fs.String("from", "", "the original Pasee's database: postgres://USER@HOST/DB (schema_01.sql) or sqlite:FILE (the demo storage)")
 	dry := fs.Bool("dry-run", false, "report what would change, change nothing")
-	rest, err := cmdline.Parse(fs, args)
-	if err != nil {
+	if _, err := fs.Args(args, 0, 0); err != nil {
 		return err
 	}
-	if *from == "" || len(rest) > 0 {
-		return errors.New("usage: pasee import --from URL [--dry-run]")
+	if *from == "" {
+		return fs.Usagef("missing --from URL")
 	}
 	original, err := importer.Read(ctx, *from)
 	if err != nil {
