@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"reflect"
@@ -268,4 +269,18 @@ func (s *Source) walkSecrets(prefix string, v reflect.Value) error {
 		target.SetString(strings.TrimRight(string(data), "\r\n"))
 		return nil
 	})
+}
+
+// LogOverrides logs the environment variables that set keys of src, once,
+// values of secrets masked.
+func LogOverrides(logger *slog.Logger, src *Source) {
+	overrides := src.Overrides()
+	if len(overrides) == 0 {
+		return
+	}
+	attrs := make([]any, 0, len(overrides))
+	for _, o := range overrides {
+		attrs = append(attrs, slog.String(o.Name, o.Value))
+	}
+	logger.Info("environment overrides applied", slog.Group("env", attrs...))
 }

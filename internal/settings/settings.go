@@ -11,7 +11,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -346,4 +349,75 @@ func (s *Source) finish(prefix string, dst any) error {
 		return err
 	}
 	return s.readSecretFiles(prefix, dst)
+}
+
+// Foreign adds to err, a decoding error, that the file seems to be the
+// other service's when it has one of markers (keys only that service
+// has): Kisee started on `kisee quickstart`'s settings.toml meant for
+// Pasee, or the reverse, otherwise only says "unknown key".
+func (s *Source) Foreign(err error, other string, markers ...string) error {
+	if err == nil || s.File == DefaultsName {
+		return err
+	}
+	for _, m := range markers {
+		if s.Has(m) {
+			return errors.Join(fmt.Errorf("%s looks like a %s settings file (it has %s, which is %s's); give this service its own file with --settings", s.File, other, m, other), err)
+		}
+	}
+	return err
+}
+
+// InsecureURL reports whether raw is a plain-http URL on a host other than
+// a loopback address: passwords or keys fetched through it cross the
+// network in clear.
+func InsecureURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
+
+// CheckHTTPS refuses the plain-http URL raw at key, on a host other than a
+// loopback address, unless allowed (the allow_insecure_http key allowKey);
+// an allowed one returns the warning to log at start.
+func (s *Source) CheckHTTPS(key, raw string, allowed bool, allowKey string) (warning string, err error) {
+	if !InsecureURL(raw) {
+		return "", nil
+	}
+	if !allowed {
+		return "", s.Errorf(key, "%q is plain http on a host that is not loopback: passwords and keys would cross the network in clear; use https, or set %s = true to accept it", raw, allowKey)
+	}
+	return fmt.Sprintf("%s %q is plain http (%s = true): passwords and keys cross the network in clear", key, raw, allowKey), nil
+}
+
+// OptionError locates err, returned by a backend or provider built from
+// the section at key, at the option it names: "ldap: ca_cert_file: ..."
+// becomes an error at key.ca_cert_file, on that option's line. opts is the
+// section's options struct; errors naming none of its keys stay at key.
+func (s *Source) OptionError(key string, opts any, err error) error {
+	msg := err.Error()
+	rest := msg
+	if i := strings.Index(rest, ": "); i >= 0 && !strings.ContainsAny(rest[:i], " _") {
+		rest = rest[i+2:] // a package prefix such as "ldap: "
+	}
+	word := rest
+	if i := strings.IndexAny(word, " :[%\""); i >= 0 {
+		word = word[:i]
+	}
+	t := reflect.TypeOf(opts)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if word != "" && t.Kind() == reflect.Struct {
+		if _, ok := fieldByTag(t, word); ok {
+			return s.Errorf(join(key, word), "%s", rest)
+		}
+	}
+	return s.Errorf(key, "%s", msg)
 }

@@ -241,6 +241,7 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 		return b, nil, "", nil
 	}
 	var b kisee.Backend
+	var section any // the options, to locate errors at the key they name
 	var err error
 	switch cfg.Backend {
 	case "htpasswd":
@@ -249,6 +250,7 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 			return nil, nil, "", err
 		}
 		b, err = htpasswd.Open(ctx, opts, hasher, a.Logger)
+		section = opts
 	case "sql-query":
 		// Someone else's database: never a home for Kisee's own tables.
 		var opts sqlquery.Options
@@ -256,23 +258,26 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 			return nil, nil, "", err
 		}
 		b, err = sqlquery.Open(ctx, opts, hasher, a.Logger)
+		section = opts
 	case "ldap":
 		var opts ldap.Options
 		if err := src.DecodeSection(key, raw, &opts); err != nil {
 			return nil, nil, "", err
 		}
 		b, err = ldap.Open(ctx, opts, a.Logger)
+		section = opts
 	case "remote":
 		var opts remote.Options
 		if err := src.DecodeSection(key, raw, &opts); err != nil {
 			return nil, nil, "", err
 		}
 		b, err = remote.New(opts)
+		section = opts
 	default:
 		return nil, nil, "", src.Errorf("identity_backend.class", "backend %q is not available in this build", cfg.Backend)
 	}
 	if err != nil {
-		return nil, nil, "", src.Errorf(key, "%v", err)
+		return nil, nil, "", src.OptionError(key, section, err)
 	}
 	if c, ok := b.(io.Closer); ok {
 		a.closers = append(a.closers, c)
@@ -317,6 +322,7 @@ func (a *App) Addr() string {
 // purges expired token records every hour.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	go a.purge(ctx)
+	settings.LogOverrides(a.Logger, a.Config.Source)
 	a.Logger.Info("kisee listening", "addr", ln.Addr().String(), "public_url", a.Config.Server.Hostname,
 		"backend", a.Config.Backend, "kid", a.Config.Keys.Current.KeyID(), "alg", a.Config.Keys.Current.Algorithm())
 	return a.Server.Serve(ctx, ln, 20*time.Second)

@@ -115,11 +115,7 @@ func (c *command) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := NewLogger(cfg.Log, cfg.Server.Debug, c.io.Err)
-	if cfg.Source.File == "(defaults)" {
-		logger.Info("no settings file found: running on embedded defaults (SQLite kisee.db, key kisee-key.pem, 127.0.0.1:8140)", "searched", SearchPaths())
-	} else {
-		logger.Info("settings loaded", "file", cfg.Source.File)
-	}
+	cfg.LogSettings(logger)
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", cfg.KeyFile, "kid", cfg.Keys.Current.KeyID())
 	}
@@ -141,7 +137,7 @@ func (c *command) loadWithoutKeys() (*Config, error) {
 	if path == "" {
 		path = FindSettings()
 	}
-	return LoadWithoutKeys(path)
+	return LoadForAdmin(path)
 }
 
 // sqlBackend opens the sql backend of the settings, for useradd and passwd.
@@ -292,7 +288,7 @@ func (c *command) healthcheck(ctx context.Context, args []string) error {
 		if path == "" {
 			path = FindSettings()
 		}
-		cfg, err := LoadWithoutKeys(path)
+		cfg, err := LoadForAdmin(path)
 		if err != nil {
 			return err
 		}

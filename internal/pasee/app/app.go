@@ -25,6 +25,7 @@ import (
 	paseeprovider "github.com/kisee-pasee/suite/internal/pasee/provider/pasee"
 	"github.com/kisee-pasee/suite/internal/pasee/store"
 	"github.com/kisee-pasee/suite/internal/ratelimit"
+	"github.com/kisee-pasee/suite/internal/settings"
 	"github.com/kisee-pasee/suite/internal/sqldb"
 	"github.com/kisee-pasee/suite/internal/web"
 )
@@ -57,6 +58,7 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 	for i, ps := range cfg.IdentityProviders {
 		key := fmt.Sprintf("identity_providers[%d].settings", i)
 		var p pasee.Provider
+		var section any // the options, to locate errors at the key they name
 		var err error
 		switch ps.Protocol {
 		case "kisee":
@@ -65,24 +67,28 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 				return nil, err
 			}
 			p, err = kiseeprovider.New(ps.Name, ps.Endpoint, o)
+			section = o
 		case "pasee":
 			var o paseeprovider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
 			}
 			p, err = paseeprovider.New(ps.Name, ps.Endpoint, o)
+			section = o
 		case "oauth2":
 			var o oauth2provider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
 			}
 			p, err = oauth2provider.New(ps.Name, o)
+			section = o
 		case "oidc":
 			var o oidcprovider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
 			}
 			p, err = oidcprovider.New(ps.Name, o)
+			section = o
 		default:
 			return nil, cfg.Source.Errorf(fmt.Sprintf("identity_providers[%d].protocol", i), "protocol %q is not available in this build", ps.Protocol)
 		}
@@ -91,7 +97,7 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 			return nil, cfg.Source.Errorf(key+"."+bad.Key, "%s", bad.Msg)
 		}
 		if err != nil {
-			return nil, cfg.Source.Errorf(key, "%v", err)
+			return nil, cfg.Source.OptionError(key, section, err)
 		}
 		out = append(out, p)
 	}
@@ -219,6 +225,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	for _, p := range a.Config.IdentityProviders {
 		names = append(names, p.Name+" ("+p.Protocol+")")
 	}
+	settings.LogOverrides(a.Logger, a.Config.Source)
 	a.Logger.Info("pasee listening", "addr", ln.Addr().String(), "public_url", a.Config.Hostname,
 		"providers", names, "kid", a.Config.Keys.Current.KeyID(), "alg", a.Config.Keys.Current.Algorithm())
 	return a.Server.Serve(ctx, ln, 20*time.Second)
