@@ -50,6 +50,8 @@ type App struct {
 	Logger  *slog.Logger
 	closers []io.Closer
 	tokens  kisee.TokenStore
+	// schemas watch the databases opened without migrating (--no-migrate).
+	schemas []*sqldb.SchemaWatch
 }
 
 // NewLogger returns the logger the settings ask for, writing to w. The
@@ -156,6 +158,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Server.Hostname, Version: o.Version, Keys: cfg.Keys}); err != nil {
 		return nil, err
 	}
+	a.Server.Route(http.MethodGet, "/health", a.Server.HealthReport(o.Version, a.healthChecks(backend)))
 	status := &web.StatusPage{
 		Title: "Kisee", Version: o.Version, Started: time.Now(),
 		Checks: []web.StatusCheck{{Name: "token store", Check: a.tokens.Ping}},
@@ -213,6 +216,10 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 			return nil, nil, "", err
 		}
 		b := sqlbackend.New(db, hasher, a.Logger)
+		if a.schemaBehind(ctx) {
+			a.Logger.Warn("the root user is not checked: the users table is not migrated; run `kisee migrate`, then restart")
+			return b, db, opts.URL, nil
+		}
 		pw, created, err := b.EnsureRoot(ctx)
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("create root user: %w", err)
@@ -300,8 +307,52 @@ func (a *App) openDB(ctx context.Context, key, url string, o Options) (*sql.DB, 
 		if err := Migrate(ctx, db, target.Dialect, a.Logger); err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
+		return db, nil
 	}
+	fsys, err := migrations.Kisee(string(target.Dialect))
+	if err != nil {
+		return nil, err
+	}
+	w := sqldb.NewSchemaWatch(db, target.Dialect, fsys, migrations.KiseeTable, "kisee")
+	if err := w.Check(ctx); err != nil {
+		if !sqldb.IsSchemaBehind(err) {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		a.Logger.Error("database schema is behind: /health stays red until migrated", "database", sqldb.Scrub(url), "error", err.Error())
+	}
+	a.schemas = append(a.schemas, w)
 	return db, nil
+}
+
+// healthChecks are what /health reports: the token store and the schemas
+// of databases opened without migrating, and the backend on its own line.
+func (a *App) healthChecks(backend kisee.Backend) web.HealthChecks {
+	hc := web.HealthChecks{Database: func(ctx context.Context) error {
+		if err := a.tokens.Ping(ctx); err != nil {
+			return fmt.Errorf("token store: %w", err)
+		}
+		for _, w := range a.schemas {
+			if err := w.Check(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	if h, ok := backend.(kisee.HealthChecker); ok {
+		hc.Backend = h.Health
+	}
+	return hc
+}
+
+// schemaBehind reports whether a database opened without migrating lacks
+// migrations.
+func (a *App) schemaBehind(ctx context.Context) bool {
+	for _, w := range a.schemas {
+		if sqldb.IsSchemaBehind(w.Check(ctx)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Migrate applies Kisee's migrations to db.
