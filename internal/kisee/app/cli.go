@@ -188,6 +188,12 @@ func (c *command) useradd(ctx context.Context, args []string) error {
 	if err := kisee.ValidateUsername(names[0]); err != nil {
 		return err
 	}
+	if *email != "" {
+		// The API's checks: what it refuses, the CLI refuses too.
+		if err := kisee.ValidateEmail(*email); err != nil {
+			return err
+		}
+	}
 	_, b, _, closeDB, err := c.sqlBackend(ctx)
 	if err != nil {
 		return err
@@ -195,6 +201,9 @@ func (c *command) useradd(ctx context.Context, args []string) error {
 	defer closeDB()
 	pw, err := cmdline.ReadPassword(c.io.In, *fromStdin, c.io.Err)
 	if err != nil {
+		return err
+	}
+	if err := kisee.NewPasswordPolicy().Check(pw, names[0], *email); err != nil {
 		return err
 	}
 	if _, err := b.Register(ctx, kisee.NewUser{Username: names[0], Email: *email, Password: pw}); err != nil {
@@ -228,11 +237,15 @@ func (c *command) passwd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeDB()
-	if _, err := b.FindByUsername(ctx, names[0]); err != nil {
+	u, err := b.FindByUsername(ctx, names[0])
+	if err != nil {
 		return fmt.Errorf("user %q: %w", names[0], err)
 	}
 	pw, err := cmdline.ReadPassword(c.io.In, *fromStdin, c.io.Err)
 	if err != nil {
+		return err
+	}
+	if err := kisee.NewPasswordPolicy().Check(pw, names[0], u.Email); err != nil {
 		return err
 	}
 	if err := b.SetPassword(ctx, names[0], pw); err != nil {
