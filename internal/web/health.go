@@ -82,8 +82,10 @@ func (s *Server) HealthReport(version string, hc HealthChecks) echo.HandlerFunc 
 			for _, name := range names {
 				check := hc.Providers[name]
 				if check == nil {
+					mu.Lock()
 					h.Providers[name] = "unchecked"
 					servable = true
+					mu.Unlock()
 					continue
 				}
 				run("provider "+name, check, func(ok bool) {
