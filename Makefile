@@ -20,8 +20,11 @@ build:
 run: build
 	@mkdir -p $(RUN_DIR)
 	@cd $(RUN_DIR) && ../$(BIN)/pasee append --groups staff kisee-root >/dev/null
-	@echo "Kisee: http://127.0.0.1:8140   Pasee: http://127.0.0.1:8150   (state in $(RUN_DIR)/; Ctrl-C stops both)"
-	@cd $(RUN_DIR) && { ../$(BIN)/kisee & k=$$!; ../$(BIN)/pasee & p=$$!; \
+	@# KISEE_SERVER_PORT, PASEE_PORT (and the hosts) move the services; Pasee follows Kisee.
+	@kh=$${KISEE_SERVER_HOST:-127.0.0.1}; kp=$${KISEE_SERVER_PORT:-8140}; ph=$${PASEE_HOST:-127.0.0.1}; pp=$${PASEE_PORT:-8150}; \
+	  echo "Kisee: http://$$kh:$$kp   Pasee: http://$$ph:$$pp   (state in $(RUN_DIR)/; Ctrl-C stops both)"; \
+	  cd $(RUN_DIR) && { ../$(BIN)/kisee & k=$$!; \
+	  PASEE_IDENTITY_PROVIDERS_0_ENDPOINT=$${PASEE_IDENTITY_PROVIDERS_0_ENDPOINT:-http://127.0.0.1:$$kp/} ../$(BIN)/pasee & p=$$!; \
 	  trap 'kill $$k $$p 2>/dev/null; wait $$k $$p; exit 0' INT TERM; wait $$k $$p; }
 
 # The repository holds two modules: the product (./, what the binaries and pkg/ need) and

@@ -94,6 +94,9 @@ func startEvil(t *testing.T, attacker *token.PrivateKey) *evilServer {
 			fmt.Fprintf(w, `{"resources":{"jwt":{"href":"/jwt/"},"jwks":{"href":"/bad-jwks.json"}}}`)
 		case "/bad-jwks.json":
 			_, _ = w.Write([]byte(`{"keys":[{"crv":"P-256","kty":"EC","x":"","y":"00000000000000000000000000000000000000000000"}]}`))
+		case "/health":
+			// Pasee's /health and /status probe every configured provider.
+			_, _ = w.Write([]byte(`{"status":"green","database":"OK","version":"evil"}`))
 		default:
 			e.hits.Add(1)
 			_, _ = w.Write(e.jwks)

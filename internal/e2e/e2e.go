@@ -66,6 +66,18 @@ func (p *Process) Logs() string {
 // Start runs bin with args in dir and waits until url answers /health.
 func Start(t testing.TB, name, bin, dir, url string, env []string, args ...string) *Process {
 	t.Helper()
+	return start(t, name, bin, dir, url, func(status int) bool { return status == 200 }, env, args...)
+}
+
+// StartServing is Start for a server that may start unhealthy: it waits
+// until url answers /health, whatever the status.
+func StartServing(t testing.TB, name, bin, dir, url string, env []string, args ...string) *Process {
+	t.Helper()
+	return start(t, name, bin, dir, url, func(int) bool { return true }, env, args...)
+}
+
+func start(t testing.TB, name, bin, dir, url string, ready func(status int) bool, env []string, args ...string) *Process {
+	t.Helper()
 	p := &Process{Name: name, done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
@@ -99,7 +111,7 @@ func Start(t testing.TB, name, bin, dir, url string, env []string, args ...strin
 		resp, err := http.Get(url + "/health")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if ready(resp.StatusCode) {
 				return p
 			}
 		}
@@ -133,8 +145,14 @@ func (p *Process) Stop(t testing.TB) {
 
 // Run runs a command to completion and returns its combined output.
 func Run(ctx context.Context, dir, bin string, stdin string, args ...string) (string, error) {
+	return RunEnv(ctx, dir, bin, nil, stdin, args...)
+}
+
+// RunEnv is Run with env added to the environment.
+func RunEnv(ctx context.Context, dir, bin string, env []string, stdin string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

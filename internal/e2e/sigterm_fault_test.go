@@ -26,7 +26,7 @@ type outcome struct {
 // refuses connections, each with its own X-Request-Id, on a new
 // connection each (so that no request waits on an idle keep-alive
 // connection the server is closing). It returns the outcome of every id.
-func load(clients int, req func(id string) *http.Request, stop <-chan struct{}) map[string]outcome {
+func load(prefix string, clients int, req func(id string) *http.Request, stop <-chan struct{}) map[string]outcome {
 	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var mu sync.Mutex
 	out := map[string]outcome{}
@@ -37,7 +37,7 @@ func load(clients int, req func(id string) *http.Request, stop <-chan struct{}) 
 			defer wg.Done()
 			refused := 0
 			for n := 0; ; n++ {
-				id := fmt.Sprintf("load-%d-%d", i, n)
+				id := fmt.Sprintf("%s-%d-%d", prefix, i, n)
 				r := req(id)
 				r.Header.Set("X-Request-Id", id)
 				resp, err := c.Do(r)
@@ -73,7 +73,7 @@ func load(clients int, req func(id string) *http.Request, stop <-chan struct{}) 
 
 // handled returns the request ids and statuses of the access-log lines
 // of a JSON log.
-func handled(t *testing.T, logs string) map[string]int {
+func handled(t *testing.T, logs, prefix string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	s := bufio.NewScanner(strings.NewReader(logs))
@@ -84,7 +84,7 @@ func handled(t *testing.T, logs string) map[string]int {
 			RequestID string `json:"request_id"`
 			Status    int    `json:"status"`
 		}
-		if json.Unmarshal(s.Bytes(), &line) == nil && line.Msg == "request" && strings.HasPrefix(line.RequestID, "load-") {
+		if json.Unmarshal(s.Bytes(), &line) == nil && line.Msg == "request" && strings.HasPrefix(line.RequestID, prefix+"-") {
 			out[line.RequestID] = line.Status
 		}
 	}
@@ -169,9 +169,11 @@ endpoint = %q
 				close(stop)
 				c.proc.Stop(t) // SIGTERM, then a clean exit within 30 s
 			}()
-			outcomes := load(16, c.req, stop)
+			// Ids per service: Pasee passes its request ids on to Kisee,
+			// whose log therefore shows the Pasee phase's too.
+			outcomes := load("load-"+c.name, 16, c.req, stop)
 			<-stopped
-			logged := handled(t, c.proc.Logs())
+			logged := handled(t, c.proc.Logs(), "load-"+c.name)
 			if len(logged) < 16 {
 				t.Fatalf("the server logged %d requests under load", len(logged))
 			}

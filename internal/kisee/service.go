@@ -146,11 +146,13 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 			s.logger.WarnContext(ctx, "rate limiter unavailable; checking credentials without it", "error", err)
 		case retryAfter > 0:
 			s.metrics.LoginsLocked.Inc()
+			s.logger.WarnContext(ctx, "login locked out", "account", username, "client", addr, "retry_after", retryAfter)
 			return User{}, &LockedError{RetryAfter: retryAfter}
 		}
 	}
 	u, err := s.backend.Identify(ctx, username, password)
 	if err != nil {
+		s.logger.DebugContext(ctx, "login refused by the backend", "account", username, "client", addr, "error", err)
 		if errors.Is(err, ErrInvalidCredentials) {
 			s.metrics.LoginsFailed.Inc()
 			if s.limiter != nil {
@@ -168,6 +170,7 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 		}
 	}
 	s.metrics.LoginsSucceeded.Inc()
+	s.logger.DebugContext(ctx, "login accepted by the backend", "account", username, "subject", u.ID, "client", addr)
 	return u, nil
 }
 

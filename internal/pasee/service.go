@@ -169,10 +169,16 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 		case err != nil:
 			s.logger.WarnContext(ctx, "rate limiter unavailable; checking credentials without it", "error", err)
 		case retryAfter > 0:
+			s.logger.WarnContext(ctx, "login locked out", "account", account, "client", addr, "retry_after", retryAfter)
 			return Pair{}, &LockedError{RetryAfter: retryAfter}
 		}
 	}
 	id, err := pl.Login(WithClientAddr(ctx, addr), login, password)
+	if err != nil {
+		s.logger.DebugContext(ctx, "login refused by the provider", "idp", idp, "account", login, "client", addr, "error", err)
+	} else {
+		s.logger.DebugContext(ctx, "login accepted by the provider", "idp", idp, "account", login, "subject", id.Subject, "client", addr)
+	}
 	if s.limiter != nil {
 		var lerr error
 		switch {
@@ -232,12 +238,14 @@ func (s *Service) open(ctx context.Context, idp string, id Identity) (Pair, erro
 		return Pair{}, fmt.Errorf("record login: %w", err)
 	}
 	if u.IsBanned {
+		s.logger.DebugContext(ctx, "login refused: user is banned", "user", name)
 		return Pair{}, ErrBanned
 	}
 	groups, err := s.store.UserGroups(ctx, name)
 	if err != nil {
 		return Pair{}, fmt.Errorf("read groups: %w", err)
 	}
+	s.logger.DebugContext(ctx, "session opened", "user", name, "groups", groups)
 	sess := Session{
 		ID: newID(), User: name, IDP: idp, Claims: id.Claims,
 		RefreshJTI: newID(), AccessJTI: newID(), IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL), CreatedAt: now,

@@ -2,6 +2,7 @@ package settings
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -33,4 +34,23 @@ func (d Duration) Or(def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(d)
+}
+
+// IsSet reports whether key is written in the file or was set by an
+// environment variable.
+func (s *Source) IsSet(key string) bool {
+	if s.Has(key) {
+		return true
+	}
+	return slices.ContainsFunc(s.env.applied, func(o Override) bool { return o.Key == key })
+}
+
+// Positive refuses a duration at key that is set to zero: a lifetime of
+// "0s" would issue tokens that are expired when issued. Negative durations
+// never decode.
+func (s *Source) Positive(key string, d Duration) error {
+	if d <= 0 && s.IsSet(key) {
+		return s.Errorf(key, "must be more than zero, such as \"15m\" (got %q)", time.Duration(d).String())
+	}
+	return nil
 }

@@ -2,12 +2,95 @@ package settings
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
+
+// envState is what the environment did to a Source.
+type envState struct {
+	consulted map[string]bool // every variable looked up
+	sections  []string        // name prefixes of free-form sections, checked when decoded
+	applied   []Override
+}
+
+// Override is an environment variable that set a settings key.
+type Override struct {
+	Name  string // PASEE_STORAGE_URL
+	Key   string // storage.url
+	Value string // masked when the key holds a secret
+}
+
+// Overrides lists the environment variables applied so far, in the order
+// they were read, with the values of secrets masked: what start-up logs.
+func (s *Source) Overrides() []Override { return slices.Clone(s.env.applied) }
+
+// secretWords mark keys whose values are never shown.
+var secretWords = []string{"password", "secret", "private_key", "token", "dsn"}
+
+func maskValue(key, value string) string {
+	last := key[strings.LastIndexByte(key, '.')+1:]
+	if !strings.HasSuffix(last, "_file") {
+		for _, w := range secretWords {
+			if strings.Contains(last, w) {
+				return "****"
+			}
+		}
+	}
+	if u, err := url.Parse(value); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return value
+}
+
+// unknownEnv refuses the PREFIX_* variables below prefix that override no
+// key, as an unknown key in the file is refused. Variables inside a
+// free-form section are checked when that section is decoded, and
+// PREFIX_TEST_* belong to the test suites.
+func (s *Source) unknownEnv(prefix string) error {
+	if s.EnvPrefix == "" || s.Environ == nil {
+		return nil
+	}
+	scope := s.EnvPrefix + "_"
+	if prefix != "" {
+		scope = s.EnvName(prefix) + "_"
+	}
+	var names []string
+	for _, kv := range s.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case !strings.HasPrefix(name, scope), s.env.consulted[name], strings.HasPrefix(name, s.EnvPrefix+"_TEST_"):
+			continue
+		case slices.ContainsFunc(s.env.sections, func(p string) bool { return len(p) > len(scope) && strings.HasPrefix(name, p) }):
+			continue
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	errs := make([]error, 0, len(names))
+	for _, name := range names {
+		errs = append(errs, &Error{File: "(environment)", Key: name, Msg: fmt.Sprintf(
+			"unknown variable: it overrides no settings key (check its spelling; %s_TABLE_KEY sets [table] key, with the index of an array of tables already in the file: %s_IDENTITY_PROVIDERS_0_ENDPOINT)",
+			s.EnvPrefix, s.EnvPrefix)})
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Source) lookupEnv(name string) (string, bool) {
+	if s.env.consulted == nil {
+		s.env.consulted = map[string]bool{}
+	}
+	s.env.consulted[name] = true
+	return s.Getenv(name)
+}
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
@@ -75,7 +158,10 @@ func (s *Source) walkEnv(prefix string, v reflect.Value) error {
 			}
 			return s.envScalar(key, f)
 		case reflect.Map, reflect.Interface:
-			return nil // free-form sections are decoded with DecodeSection
+			// Free-form sections are decoded with DecodeSection, which
+			// checks their variables.
+			s.env.sections = append(s.env.sections, s.EnvName(key)+"_")
+			return nil
 		}
 		return s.envScalar(key, f)
 	})
@@ -83,9 +169,12 @@ func (s *Source) walkEnv(prefix string, v reflect.Value) error {
 
 func (s *Source) envScalar(key string, f reflect.Value) error {
 	name := s.EnvName(key)
-	raw, ok := s.Getenv(name)
+	raw, ok := s.lookupEnv(name)
 	if !ok {
 		return nil
+	}
+	if !slices.ContainsFunc(s.env.applied, func(o Override) bool { return o.Name == name }) {
+		s.env.applied = append(s.env.applied, Override{Name: name, Key: key, Value: maskValue(key, raw)})
 	}
 	fail := func(why string) error {
 		return &Error{File: "(environment)", Key: name, Msg: fmt.Sprintf("%s for %s: %q", why, key, raw)}
@@ -180,4 +269,18 @@ func (s *Source) walkSecrets(prefix string, v reflect.Value) error {
 		target.SetString(strings.TrimRight(string(data), "\r\n"))
 		return nil
 	})
+}
+
+// LogOverrides logs the environment variables that set keys of src, once,
+// values of secrets masked.
+func LogOverrides(logger *slog.Logger, src *Source) {
+	overrides := src.Overrides()
+	if len(overrides) == 0 {
+		return
+	}
+	attrs := make([]any, 0, len(overrides))
+	for _, o := range overrides {
+		attrs = append(attrs, slog.String(o.Name, o.Value))
+	}
+	logger.Info("environment overrides applied", slog.Group("env", attrs...))
 }

@@ -23,6 +23,11 @@ type Keys struct {
 func (s *Source) KeyRing(prefix string, k Keys, defaultFile, command string) (ring token.KeyRing, generated bool, err error) {
 	key := func(name string) string { return join(prefix, name) }
 	switch {
+	case k.PrivateKey != "" && k.PrivateKeyFile != "":
+		// Read from private_key_file by Decode: the error is that key's.
+		if ring.Current, err = token.ParsePrivateKeyPEM([]byte(k.PrivateKey)); err != nil {
+			return ring, false, s.Errorf(key("private_key_file"), "%s: %v", k.PrivateKeyFile, err)
+		}
 	case k.PrivateKey != "":
 		if ring.Current, err = token.ParsePrivateKeyPEM([]byte(k.PrivateKey)); err != nil {
 			return ring, false, s.Errorf(key("private_key"), "%v", err)
@@ -35,12 +40,16 @@ func (s *Source) KeyRing(prefix string, k Keys, defaultFile, command string) (ri
 		}
 	}
 	if k.PublicKey != "" {
+		pubKey := key("public_key")
+		if k.PublicKeyFile != "" {
+			pubKey = key("public_key_file")
+		}
 		pub, err := token.ParsePublicKeyPEM([]byte(k.PublicKey))
 		if err != nil {
-			return ring, false, s.Errorf(key("public_key"), "%v", err)
+			return ring, false, s.Errorf(pubKey, "%v", err)
 		}
 		if !pub.Equal(ring.Current.Public()) {
-			return ring, false, s.Errorf(key("public_key"), "does not match private_key (it may be left out: it is derived from the private key)")
+			return ring, false, s.Errorf(pubKey, "does not match the private key (it may be left out: it is derived from the private key)")
 		}
 	}
 	for i, p := range k.PreviousPublicKeys {

@@ -11,7 +11,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -52,8 +55,13 @@ type Source struct {
 	// SkipFile, when set, names the "_file" keys whose file is not read
 	// (commands that never sign skip the signing key's).
 	SkipFile func(key string) bool
-	data     []byte
-	lines    map[string]int
+	// Environ lists the environment, to find variables that override
+	// nothing (default os.Environ).
+	Environ func() []string
+	data    []byte
+	lines   map[string]int
+	kinds   map[string]valueKind // key → kind of its value, for type errors
+	env     envState
 }
 
 // DefaultsName is the File of a Source with no settings file.
@@ -70,8 +78,9 @@ func Read(path, envPrefix string) (*Source, error) {
 
 // Parse parses data, the content of the settings file named name.
 func Parse(name string, data []byte, envPrefix string) (*Source, error) {
-	s := &Source{File: name, EnvPrefix: envPrefix, Getenv: os.LookupEnv, data: data, lines: map[string]int{}}
-	if err := s.index(); err != nil {
+	s := &Source{File: name, EnvPrefix: envPrefix, Getenv: os.LookupEnv, Environ: os.Environ, data: data}
+	var err error
+	if s.lines, s.kinds, err = scan(name, data); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -100,14 +109,16 @@ func OpenWithoutKeys(path, envPrefix string) (*Source, error) {
 
 // Defaults returns a Source with no file: only the environment applies.
 func Defaults(envPrefix string) *Source {
-	return &Source{File: DefaultsName, EnvPrefix: envPrefix, Getenv: os.LookupEnv, lines: map[string]int{}}
+	return &Source{File: DefaultsName, EnvPrefix: envPrefix, Getenv: os.LookupEnv, Environ: os.Environ, lines: map[string]int{}, kinds: map[string]valueKind{}}
 }
 
-// index records the line of every key and table header, and reports TOML
-// syntax errors with their line.
-func (s *Source) index() error {
+// scan records the line of every key and table header and the kind of
+// every value, and reports TOML syntax errors with their line; file names
+// them.
+func scan(file string, data []byte) (map[string]int, map[string]valueKind, error) {
+	s := &Source{lines: map[string]int{}, kinds: map[string]valueKind{}}
 	var p unstable.Parser
-	p.Reset(s.data)
+	p.Reset(data)
 	var table []string
 	arrays := map[string]int{} // array-of-tables path → count so far
 	for p.NextExpression() {
@@ -137,6 +148,7 @@ func (s *Source) index() error {
 			for i := range parts {
 				s.setLine(strings.Join(append(append([]string{}, table...), parts[:i+1]...), "."), line)
 			}
+			s.kinds[strings.Join(append(append([]string{}, table...), parts...), ".")] = kindOf(e.Value())
 		}
 	}
 	if err := p.Error(); err != nil {
@@ -149,9 +161,9 @@ func (s *Source) index() error {
 				line = p.Shape(p.Range(perr.Highlight)).Start.Line
 			}
 		}
-		return &Error{File: s.File, Line: line, Msg: "invalid TOML: " + msg}
+		return nil, nil, &Error{File: file, Line: line, Msg: "invalid TOML: " + msg}
 	}
-	return nil
+	return s.lines, s.kinds, nil
 }
 
 // resolve turns a table path into its indexed form: in
@@ -231,11 +243,17 @@ func (s *Source) EnvName(key string) string {
 // "_file" secrets.
 func (s *Source) Decode(dst any) error {
 	if len(s.data) > 0 {
+		if err := s.checkTypes("", s.kinds, dst); err != nil {
+			return err
+		}
 		if err := s.decodeTOML(s.data, "", dst); err != nil {
 			return err
 		}
 	}
-	return s.finish("", dst)
+	if err := s.finish("", dst); err != nil {
+		return err
+	}
+	return s.unknownEnv("")
 }
 
 // DecodeSection decodes raw, the sub-table at key captured as a map (a
@@ -248,11 +266,21 @@ func (s *Source) DecodeSection(key string, raw map[string]any, dst any) error {
 		if err != nil {
 			return s.Errorf(key, "cannot re-read section: %v", err)
 		}
+		_, kinds, err := scan(s.File, data)
+		if err != nil {
+			return s.Errorf(key, "cannot re-read section: %v", err)
+		}
+		if err := s.checkTypes(key, kinds, dst); err != nil {
+			return err
+		}
 		if err := s.decodeTOML(data, key, dst); err != nil {
 			return err
 		}
 	}
-	return s.finish(key, dst)
+	if err := s.finish(key, dst); err != nil {
+		return err
+	}
+	return s.unknownEnv(key)
 }
 
 func (s *Source) decodeTOML(data []byte, prefix string, dst any) error {
@@ -275,7 +303,7 @@ func (s *Source) decodeTOML(data []byte, prefix string, dst any) error {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		key := join(prefix, s.keyAt(de, prefix, data))
-		return &Error{File: s.File, Line: s.lineOf(de, prefix, key), Key: key, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+		return &Error{File: s.File, Line: s.lineOf(de, prefix, key), Key: key, Msg: plainDecodeError(de)}
 	}
 	return &Error{File: s.File, Line: 0, Key: prefix, Msg: err.Error()}
 }
@@ -321,4 +349,75 @@ func (s *Source) finish(prefix string, dst any) error {
 		return err
 	}
 	return s.readSecretFiles(prefix, dst)
+}
+
+// Foreign adds to err, a decoding error, that the file seems to be the
+// other service's when it has one of markers (keys only that service
+// has): Kisee started on `kisee quickstart`'s settings.toml meant for
+// Pasee, or the reverse, otherwise only says "unknown key".
+func (s *Source) Foreign(err error, other string, markers ...string) error {
+	if err == nil || s.File == DefaultsName {
+		return err
+	}
+	for _, m := range markers {
+		if s.Has(m) {
+			return errors.Join(fmt.Errorf("%s looks like a %s settings file (it has %s, which is %s's); give this service its own file with --settings", s.File, other, m, other), err)
+		}
+	}
+	return err
+}
+
+// InsecureURL reports whether raw is a plain-http URL on a host other than
+// a loopback address: passwords or keys fetched through it cross the
+// network in clear.
+func InsecureURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
+
+// CheckHTTPS refuses the plain-http URL raw at key, on a host other than a
+// loopback address, unless allowed (the allow_insecure_http key allowKey);
+// an allowed one returns the warning to log at start.
+func (s *Source) CheckHTTPS(key, raw string, allowed bool, allowKey string) (warning string, err error) {
+	if !InsecureURL(raw) {
+		return "", nil
+	}
+	if !allowed {
+		return "", s.Errorf(key, "%q is plain http on a host that is not loopback: passwords and keys would cross the network in clear; use https, or set %s = true to accept it", raw, allowKey)
+	}
+	return fmt.Sprintf("%s %q is plain http (%s = true): passwords and keys cross the network in clear", key, raw, allowKey), nil
+}
+
+// OptionError locates err, returned by a backend or provider built from
+// the section at key, at the option it names: "ldap: ca_cert_file: ..."
+// becomes an error at key.ca_cert_file, on that option's line. opts is the
+// section's options struct; errors naming none of its keys stay at key.
+func (s *Source) OptionError(key string, opts any, err error) error {
+	msg := err.Error()
+	rest := msg
+	if i := strings.Index(rest, ": "); i >= 0 && !strings.ContainsAny(rest[:i], " _") {
+		rest = rest[i+2:] // a package prefix such as "ldap: "
+	}
+	word := rest
+	if i := strings.IndexAny(word, " :[%\""); i >= 0 {
+		word = word[:i]
+	}
+	t := reflect.TypeOf(opts)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if word != "" && t.Kind() == reflect.Struct {
+		if _, ok := fieldByTag(t, word); ok {
+			return s.Errorf(join(key, word), "%s", rest)
+		}
+	}
+	return s.Errorf(key, "%s", msg)
 }

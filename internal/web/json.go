@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -42,16 +43,37 @@ func jsonProblem(err error) *Problem {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
+		want, got := article(jsonKind(typeErr.Type.Kind().String())), article(jsonValueKind(typeErr.Value))
 		if typeErr.Field == "" {
-			return BadRequest("Invalid JSON", fmt.Sprintf("Expected a JSON %s, got a %s.", jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
+			return BadRequest("Invalid JSON", fmt.Sprintf("Expected a JSON %s, got %s.", strings.TrimPrefix(strings.TrimPrefix(want, "an "), "a "), got))
 		}
-		return BadRequest("Invalid JSON", fmt.Sprintf("Field %q must be a %s, not a %s.", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
+		return BadRequest("Invalid JSON", fmt.Sprintf("Field %q must be %s, not %s.", typeErr.Field, want, got))
 	case errors.As(err, &syntaxErr):
 		return BadRequest("Invalid JSON", fmt.Sprintf("The body is not valid JSON (at byte %d: %s).", syntaxErr.Offset, syntaxErr.Error()))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return BadRequest("Invalid JSON", "The body is truncated JSON.")
 	}
 	return BadRequest("Invalid JSON", "The body is not valid JSON: "+err.Error())
+}
+
+// jsonValueKind names the kind of JSON value the decoder found ("number
+// 1.5" is a number).
+func jsonValueKind(v string) string {
+	if strings.HasPrefix(v, "number") {
+		return "number"
+	}
+	if v == "bool" {
+		return "boolean"
+	}
+	return v
+}
+
+// article prefixes a JSON kind with "a" or "an".
+func article(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 func jsonKind(goKind string) string {

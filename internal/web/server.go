@@ -98,7 +98,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, report)
 	m := newMetrics(cfg.Name, cfg.Registry)
+	e.Pre(headAsGet)
 	e.Use(
+		restoreHead,
 		requestID,
 		accessLog(cfg.Logger),
 		m.middleware,
@@ -153,7 +155,33 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 	return echo.ExtractIPFromXFFHeader(opts...), nil
 }
 
-const ctxRequestID = "web.request_id"
+const (
+	ctxRequestID = "web.request_id"
+	ctxHead      = "web.head"
+)
+
+// headAsGet routes HEAD like GET, so that every resource that answers GET
+// answers HEAD (net/http sends the headers and drops the body).
+func headAsGet(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Method == http.MethodHead {
+			c.Request().Method = http.MethodGet
+			c.Set(ctxHead, true)
+		}
+		return next(c)
+	}
+}
+
+// restoreHead gives a routed HEAD request its method back, for the logs,
+// the metrics and the handlers.
+func restoreHead(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if head, _ := c.Get(ctxHead).(bool); head {
+			c.Request().Method = http.MethodHead
+		}
+		return next(c)
+	}
+}
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
@@ -167,6 +195,7 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			id = hex.EncodeToString(b[:])
 		}
 		c.Set(ctxRequestID, id)
+		c.SetRequest(c.Request().WithContext(WithRequestID(c.Request().Context(), id)))
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		return next(c)
 	}
@@ -382,7 +411,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(problemListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

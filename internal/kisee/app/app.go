@@ -53,6 +53,8 @@ type App struct {
 	Logger  *slog.Logger
 	closers []io.Closer
 	tokens  kisee.TokenStore
+	// schemas watch the databases opened without migrating (--no-migrate).
+	schemas []*sqldb.SchemaWatch
 }
 
 // NewLogger returns the logger the settings ask for, writing to w. The
@@ -159,6 +161,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Server.Hostname, Version: o.Version, Keys: cfg.Keys}); err != nil {
 		return nil, err
 	}
+	a.Server.Route(http.MethodGet, "/health", a.Server.HealthReport(o.Version, a.healthChecks(backend)))
 	status := &web.StatusPage{
 		Title: "Kisee", Version: o.Version, Started: time.Now(),
 		Checks: []web.StatusCheck{{Name: "token store", Check: a.tokens.Ping}},
@@ -216,6 +219,10 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 			return nil, nil, "", err
 		}
 		b := sqlbackend.New(db, hasher, a.Logger)
+		if a.schemaBehind(ctx) {
+			a.Logger.Warn("the root user is not checked: the users table is not migrated; run `kisee migrate`, then restart")
+			return b, db, opts.URL, nil
+		}
 		pw, created, err := b.EnsureRoot(ctx)
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("create root user: %w", err)
@@ -244,6 +251,7 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 		return b, nil, "", nil
 	}
 	var b kisee.Backend
+	var section any // the options, to locate errors at the key they name
 	var err error
 	switch cfg.Backend {
 	case "htpasswd":
@@ -252,6 +260,7 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 			return nil, nil, "", err
 		}
 		b, err = htpasswd.Open(ctx, opts, hasher, a.Logger)
+		section = opts
 	case "sql-query":
 		// Someone else's database: never a home for Kisee's own tables.
 		var opts sqlquery.Options
@@ -259,23 +268,26 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 			return nil, nil, "", err
 		}
 		b, err = sqlquery.Open(ctx, opts, hasher, a.Logger)
+		section = opts
 	case "ldap":
 		var opts ldap.Options
 		if err := src.DecodeSection(key, raw, &opts); err != nil {
 			return nil, nil, "", err
 		}
 		b, err = ldap.Open(ctx, opts, a.Logger)
+		section = opts
 	case "remote":
 		var opts remote.Options
 		if err := src.DecodeSection(key, raw, &opts); err != nil {
 			return nil, nil, "", err
 		}
 		b, err = remote.New(opts)
+		section = opts
 	default:
 		return nil, nil, "", src.Errorf("identity_backend.class", "backend %q is not available in this build", cfg.Backend)
 	}
 	if err != nil {
-		return nil, nil, "", src.Errorf(key, "%v", err)
+		return nil, nil, "", src.OptionError(key, section, err)
 	}
 	if c, ok := b.(io.Closer); ok {
 		a.closers = append(a.closers, c)
@@ -298,8 +310,52 @@ func (a *App) openDB(ctx context.Context, key, url string, o Options) (*sql.DB, 
 		if err := Migrate(ctx, db, target.Dialect, a.Logger); err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
+		return db, nil
 	}
+	fsys, err := migrations.Kisee(string(target.Dialect))
+	if err != nil {
+		return nil, err
+	}
+	w := sqldb.NewSchemaWatch(db, target.Dialect, fsys, migrations.KiseeTable, "kisee")
+	if err := w.Check(ctx); err != nil {
+		if !sqldb.IsSchemaBehind(err) {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		a.Logger.Error("database schema is behind: /health stays red until migrated", "database", sqldb.Scrub(url), "error", err.Error())
+	}
+	a.schemas = append(a.schemas, w)
 	return db, nil
+}
+
+// healthChecks are what /health reports: the token store and the schemas
+// of databases opened without migrating, and the backend on its own line.
+func (a *App) healthChecks(backend kisee.Backend) web.HealthChecks {
+	hc := web.HealthChecks{Database: func(ctx context.Context) error {
+		if err := a.tokens.Ping(ctx); err != nil {
+			return fmt.Errorf("token store: %w", err)
+		}
+		for _, w := range a.schemas {
+			if err := w.Check(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	if h, ok := backend.(kisee.HealthChecker); ok {
+		hc.Backend = h.Health
+	}
+	return hc
+}
+
+// schemaBehind reports whether a database opened without migrating lacks
+// migrations.
+func (a *App) schemaBehind(ctx context.Context) bool {
+	for _, w := range a.schemas {
+		if sqldb.IsSchemaBehind(w.Check(ctx)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Migrate applies Kisee's migrations to db.
@@ -320,6 +376,7 @@ func (a *App) Addr() string {
 // purges expired token records every hour.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	go a.purge(ctx)
+	settings.LogOverrides(a.Logger, a.Config.Source)
 	a.Logger.Info("kisee listening", "addr", ln.Addr().String(), "public_url", a.Config.Server.Hostname,
 		"backend", a.Config.Backend, "kid", a.Config.Keys.Current.KeyID(), "alg", a.Config.Keys.Current.Algorithm())
 	return a.Server.Serve(ctx, ln, 20*time.Second)

@@ -121,11 +121,7 @@ func (c *command) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := NewLogger(cfg.Log, cfg.Server.Debug, c.io.Err)
-	if cfg.Source.File == "(defaults)" {
-		logger.Info("no settings file found: running on embedded defaults (SQLite kisee.db, key kisee-key.pem, 127.0.0.1:8140)", "searched", SearchPaths())
-	} else {
-		logger.Info("settings loaded", "file", cfg.Source.File)
-	}
+	cfg.LogSettings(logger)
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", cfg.KeyFile, "kid", cfg.Keys.Current.KeyID())
 	}
@@ -147,7 +143,7 @@ func (c *command) loadWithoutKeys() (*Config, error) {
 	if path == "" {
 		path = FindSettings()
 	}
-	return LoadWithoutKeys(path)
+	return LoadForAdmin(path)
 }
 
 // sqlBackend opens the sql backend of the settings, for useradd and passwd.
@@ -195,6 +191,12 @@ func (c *command) useradd(ctx context.Context, args []string) error {
 	if err := kisee.ValidateUsername(names[0]); err != nil {
 		return err
 	}
+	if *email != "" {
+		// The API's checks: what it refuses, the CLI refuses too.
+		if err := kisee.ValidateEmail(*email); err != nil {
+			return err
+		}
+	}
 	_, b, _, closeDB, err := c.sqlBackend(ctx)
 	if err != nil {
 		return err
@@ -202,6 +204,9 @@ func (c *command) useradd(ctx context.Context, args []string) error {
 	defer closeDB()
 	pw, err := cmdline.ReadPassword(c.io.In, *fromStdin, c.io.Err)
 	if err != nil {
+		return err
+	}
+	if err := kisee.NewPasswordPolicy().Check(pw, names[0], *email); err != nil {
 		return err
 	}
 	if _, err := b.Register(ctx, kisee.NewUser{Username: names[0], Email: *email, Password: pw}); err != nil {
@@ -232,11 +237,15 @@ func (c *command) passwd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeDB()
-	if _, err := b.FindByUsername(ctx, names[0]); err != nil {
+	u, err := b.FindByUsername(ctx, names[0])
+	if err != nil {
 		return fmt.Errorf("user %q: %w", names[0], err)
 	}
 	pw, err := cmdline.ReadPassword(c.io.In, *fromStdin, c.io.Err)
 	if err != nil {
+		return err
+	}
+	if err := kisee.NewPasswordPolicy().Check(pw, names[0], u.Email); err != nil {
 		return err
 	}
 	if err := b.SetPassword(ctx, names[0], pw); err != nil {
@@ -295,7 +304,7 @@ func (c *command) healthcheck(ctx context.Context, args []string) error {
 		if path == "" {
 			path = FindSettings()
 		}
-		cfg, err := LoadWithoutKeys(path)
+		cfg, err := LoadForAdmin(path)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@
 package app
 
 import (
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +30,9 @@ type Settings struct {
 	IdentityBackend struct {
 		Class   string         `toml:"class"`
 		Options map[string]any `toml:"options"`
+		// AllowInsecureHTTP accepts a remote backend's plain-http url or
+		// jwks_url on a host that is not loopback (with a warning).
+		AllowInsecureHTTP bool `toml:"allow_insecure_http"`
 	} `toml:"identity_backend"`
 	Storage struct {
 		// URL of the database where Kisee keeps issued tokens. Default: the
@@ -99,6 +103,10 @@ type Config struct {
 	MailQueue mail.QueueConfig
 	// ResetEmail is [email.password_reset], parsed.
 	ResetEmail *kisee.ResetEmail
+	// Warnings are settings accepted with a warning, logged at start.
+	Warnings []string
+	// admin is set for the administration commands, which send no email.
+	admin bool
 }
 
 // SearchPaths are where `kisee` looks for settings.toml when no --settings
@@ -154,15 +162,35 @@ func LoadWithoutKeys(path string) (*Config, error) {
 	return checked(src)
 }
 
+// LoadForAdmin is LoadWithoutKeys for the administration commands
+// (useradd, passwd, migrate, healthcheck): they send no email either, so
+// [email] is not checked and its password_file is not read — an operator
+// may run them where only the database's secrets are readable.
+func LoadForAdmin(path string) (*Config, error) {
+	src, err := settings.OpenWithoutKeys(path, "KISEE")
+	if err != nil {
+		return nil, err
+	}
+	src.SkipFile = func(key string) bool {
+		return strings.HasSuffix(key, "private_key_file") || strings.HasPrefix(key, "email.")
+	}
+	cfg := &Config{Source: src, admin: true}
+	return cfg, cfg.check()
+}
+
 func checked(src *settings.Source) (*Config, error) {
 	cfg := &Config{Source: src}
-	if err := src.Decode(&cfg.Settings); err != nil {
-		return nil, err
+	return cfg, cfg.check()
+}
+
+// paseeMarkers are keys only Pasee's settings have.
+var paseeMarkers = []string{"identity_providers", "host", "port", "hostname", "private_key", "clients"}
+
+func (cfg *Config) check() error {
+	if err := cfg.Source.Foreign(cfg.Source.Decode(&cfg.Settings), "Pasee", paseeMarkers...); err != nil {
+		return err
 	}
-	if err := cfg.defaults(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return cfg.defaults()
 }
 
 // backendAliases maps the original Python class names to backends.
@@ -215,14 +243,65 @@ func (cfg *Config) defaults() error {
 	if s.JWT.Iss == "" {
 		s.JWT.Iss = s.Server.Hostname
 	}
+	if err := src.Positive("jwt.ttl", s.JWT.TTL); err != nil {
+		return err
+	}
 	if s.JWT.TTL == 0 {
 		s.JWT.TTL = settings.Duration(3600e9)
+	}
+	if err := cfg.checkRemoteURLs(); err != nil {
+		return err
+	}
+	if cfg.admin {
+		return src.CheckLog("log", s.Log)
+	}
+	if err := src.Positive("email.password_reset.ttl", s.Email.PasswordReset.TTL); err != nil {
+		return err
 	}
 	if err := cfg.emailDefaults(); err != nil {
 		return err
 	}
 	if err := src.CheckLog("log", s.Log); err != nil {
 		return err
+	}
+	return nil
+}
+
+// LogSettings logs, once at start, where the settings came from (the
+// address really listened on, when the embedded defaults were moved by the
+// environment) and the settings accepted with a warning. The environment
+// variables applied are logged by Run, once the backend's options are read.
+func (cfg *Config) LogSettings(logger *slog.Logger) {
+	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
+	if cfg.Source.File == settings.DefaultsName {
+		logger.Info("no settings file found: running on embedded defaults (SQLite kisee.db, key kisee-key.pem, "+addr+")", "searched", SearchPaths())
+	} else {
+		logger.Info("settings loaded", "file", cfg.Source.File)
+	}
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+}
+
+// checkRemoteURLs refuses a remote backend's plain-http url or jwks_url
+// on a host that is not loopback: the users' passwords would cross it in
+// clear, or keys that anyone on the path could replace.
+func (cfg *Config) checkRemoteURLs() error {
+	if cfg.Backend != "remote" {
+		return nil
+	}
+	for _, name := range []string{"url", "jwks_url"} {
+		raw, _ := cfg.IdentityBackend.Options[name].(string)
+		if v, ok := cfg.Source.Getenv(cfg.Source.EnvName("identity_backend.options." + name)); ok {
+			raw = v
+		}
+		warning, err := cfg.Source.CheckHTTPS("identity_backend.options."+name, raw, cfg.IdentityBackend.AllowInsecureHTTP, "identity_backend.allow_insecure_http")
+		if err != nil {
+			return err
+		}
+		if warning != "" {
+			cfg.Warnings = append(cfg.Warnings, warning)
+		}
 	}
 	return nil
 }

@@ -107,7 +107,7 @@ func TestCommands(t *testing.T) {
 	if out, code := run("correct horse battery\n", "useradd", "alice", "--settings", "k.toml", "--password-stdin"); code != 0 {
 		t.Fatalf("useradd: %d %s", code, out)
 	}
-	if out, code := run("x\n", "--settings", "k.toml", "useradd", "alice", "--password-stdin"); code == 0 || !strings.Contains(out, "already exists") {
+	if out, code := run("another long password\n", "--settings", "k.toml", "useradd", "alice", "--password-stdin"); code == 0 || !strings.Contains(out, "already exists") {
 		t.Fatalf("useradd twice: %d %s", code, out)
 	}
 	if out, code := run("x\n", "--settings", "k.toml", "useradd", "al ice", "--password-stdin"); code == 0 || !strings.Contains(out, "username") {

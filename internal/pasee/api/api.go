@@ -247,7 +247,7 @@ func problem(err error, forbiddenTitle string) error {
 	case errors.Is(err, pasee.ErrInvalidName):
 		return web.BadRequest("Invalid name", err.Error())
 	case errors.Is(err, pasee.ErrGroupExists):
-		return web.NewProblem(http.StatusConflict, "Group already exists", err.Error())
+		return web.NewProblem(http.StatusConflict, "Group already exists", "A group of this name exists already.")
 	case errors.Is(err, pasee.ErrParentNotFound):
 		return web.NotFound("Parent group does not exist", "Create the parent group first.")
 	case errors.Is(err, pasee.ErrGroupNotFound):

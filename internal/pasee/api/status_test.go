@@ -50,7 +50,8 @@ func TestStatusPage(t *testing.T) {
 }
 
 // A provider that does not answer makes Pasee unhealthy on /status (503),
-// naming it; /health, which load balancers use, only looks at the store.
+// naming it; /health, which load balancers use, names it KO and is red
+// because no login can be served without it.
 func TestStatusPageShowsAProviderDown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -63,5 +64,8 @@ func TestStatusPageShowsAProviderDown(t *testing.T) {
 	if r.JSON["healthy"] != false || !strings.Contains(string(r.Body), `{"name":"provider kisee (kisee)","ok":false}`) {
 		t.Fatalf("status %s", r.Body)
 	}
-	Do(t, "GET", p.URL+"/health", nil).WantStatus(t, 200)
+	h := Do(t, "GET", p.URL+"/health", nil).WantStatus(t, 503)
+	if !strings.Contains(string(h.Body), `"providers":{"kisee":"KO"}`) {
+		t.Fatalf("health %s", h.Body)
+	}
 }

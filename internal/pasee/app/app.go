@@ -27,8 +27,10 @@ import (
 	"github.com/kisee-pasee/suite/internal/pasee/provider/upstream"
 	"github.com/kisee-pasee/suite/internal/pasee/store"
 	"github.com/kisee-pasee/suite/internal/ratelimit"
+	"github.com/kisee-pasee/suite/internal/settings"
 	"github.com/kisee-pasee/suite/internal/sqldb"
 	"github.com/kisee-pasee/suite/internal/web"
+	"github.com/kisee-pasee/suite/migrations"
 )
 
 // Options are choices made on the command line, not in settings.
@@ -49,6 +51,11 @@ type App struct {
 	Store   pasee.Store
 	Logger  *slog.Logger
 	closers []io.Closer
+	// schema watches the store's schema when it was opened without
+	// migrating (--no-migrate); nil otherwise.
+	schema *sqldb.SchemaWatch
+	// probes check the kisee and pasee providers' /health, by name.
+	probes map[string]*probe
 }
 
 // OpenStore opens (and unless told otherwise migrates) the store at url.
@@ -62,6 +69,7 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 	for i, ps := range cfg.IdentityProviders {
 		key := fmt.Sprintf("identity_providers[%d].settings", i)
 		var p pasee.Provider
+		var section any // the options, to locate errors at the key they name
 		var err error
 		switch ps.Protocol {
 		case "kisee":
@@ -74,6 +82,7 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 			}
 			cfg.defaultLegacy(&o.Options)
 			p, err = kiseeprovider.New(ps.Name, ps.Endpoint, o)
+			section = o
 		case "pasee":
 			var o paseeprovider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
@@ -81,18 +90,21 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 			}
 			cfg.defaultLegacy(&o.Options)
 			p, err = paseeprovider.New(ps.Name, ps.Endpoint, o)
+			section = o
 		case "oauth2":
 			var o oauth2provider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
 			}
 			p, err = oauth2provider.New(ps.Name, o)
+			section = o
 		case "oidc":
 			var o oidcprovider.Options
 			if err := cfg.Source.DecodeSection(key, ps.Settings, &o); err != nil {
 				return nil, err
 			}
 			p, err = oidcprovider.New(ps.Name, o)
+			section = o
 		default:
 			return nil, cfg.Source.Errorf(fmt.Sprintf("identity_providers[%d].protocol", i), "protocol %q is not available in this build", ps.Protocol)
 		}
@@ -101,7 +113,7 @@ func (cfg *Config) Providers() ([]pasee.Provider, error) {
 			return nil, cfg.Source.Errorf(key+"."+bad.Key, "%s", bad.Msg)
 		}
 		if err != nil {
-			return nil, cfg.Source.Errorf(key, "%v", err)
+			return nil, cfg.Source.OptionError(key, section, err)
 		}
 		out = append(out, p)
 	}
@@ -142,6 +154,12 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 			a.Close()
 		}
 	}()
+	if o.NoMigrate {
+		if err := a.watchSchema(ctx); err != nil {
+			return nil, err
+		}
+	}
+	a.probes = providerProbes(cfg)
 	limiter, err := a.limiter(ctx)
 	if err != nil {
 		return nil, err
@@ -188,8 +206,76 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		return nil, err
 	}
 	a.Server.Route(http.MethodGet, "/status", a.statusPage(o.Version, counters).Handler())
+	a.Server.Route(http.MethodGet, "/health", a.Server.HealthReport(o.Version, a.healthChecks()))
 	ok = true
 	return a, nil
+}
+
+// watchSchema checks, for a store opened without migrating, that its
+// schema is current: when it is not, the log says to run `pasee migrate`
+// and /health stays red until it has run.
+func (a *App) watchSchema(ctx context.Context) error {
+	target, err := sqldb.ParseURL(a.Config.Storage.URL)
+	if err != nil {
+		return a.Config.Source.Errorf("storage.url", "%v", err)
+	}
+	db, err := sqldb.Open(ctx, target)
+	if err != nil {
+		return fmt.Errorf("storage.url %s: %w", sqldb.Scrub(a.Config.Storage.URL), err)
+	}
+	a.closers = append(a.closers, db)
+	fsys, err := migrations.Pasee(string(target.Dialect))
+	if err != nil {
+		return err
+	}
+	a.schema = sqldb.NewSchemaWatch(db, target.Dialect, fsys, migrations.PaseeTable, "pasee")
+	if err := a.schema.Check(ctx); err != nil {
+		if !sqldb.IsSchemaBehind(err) {
+			return fmt.Errorf("storage.url %s: %w", sqldb.Scrub(a.Config.Storage.URL), err)
+		}
+		a.Logger.Error("database schema is behind: /health stays red until migrated", "database", sqldb.Scrub(a.Config.Storage.URL), "error", err.Error())
+	}
+	return nil
+}
+
+// healthChecks are what /health reports: the store (and its schema), and
+// each provider, Kisee and Pasee ones by their /health, the others
+// unchecked. It is red only when no login can be served.
+func (a *App) healthChecks() web.HealthChecks {
+	hc := web.HealthChecks{
+		Database: func(ctx context.Context) error {
+			if err := a.Store.Ping(ctx); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			if a.schema != nil {
+				return a.schema.Check(ctx)
+			}
+			return nil
+		},
+		Providers: map[string]func(context.Context) error{},
+	}
+	for _, p := range a.Config.IdentityProviders {
+		hc.Providers[p.Name] = nil
+		if pr, ok := a.probes[p.Name]; ok {
+			hc.Providers[p.Name] = pr.Check
+		}
+	}
+	return hc
+}
+
+// warnUnreachable probes the providers once at start and logs those that
+// do not answer: a Pasee whose Kisee is down should say so when it starts.
+func (a *App) warnUnreachable(ctx context.Context) {
+	select { // a moment, for a Kisee started alongside (make run)
+	case <-ctx.Done():
+		return
+	case <-time.After(3 * time.Second):
+	}
+	for name, p := range a.probes {
+		if err := p.Check(ctx); err != nil && ctx.Err() == nil {
+			a.Logger.Warn("identity provider unreachable", "provider", name, "error", err.Error())
+		}
+	}
 }
 
 // redirectURIs are where the browser flow may send its one-time codes:
@@ -242,6 +328,8 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	for _, p := range a.Config.IdentityProviders {
 		names = append(names, p.Name+" ("+p.Protocol+")")
 	}
+	settings.LogOverrides(a.Logger, a.Config.Source)
+	go a.warnUnreachable(ctx)
 	a.Logger.Info("pasee listening", "addr", ln.Addr().String(), "public_url", a.Config.Hostname,
 		"providers", names, "kid", a.Config.Keys.Current.KeyID(), "alg", a.Config.Keys.Current.Algorithm())
 	return a.Server.Serve(ctx, ln, 20*time.Second)

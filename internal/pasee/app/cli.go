@@ -12,7 +12,6 @@ import (
 
 	"github.com/kisee-pasee/suite/internal/cmdline"
 	"github.com/kisee-pasee/suite/internal/pasee"
-	"github.com/kisee-pasee/suite/internal/settings"
 	"github.com/kisee-pasee/suite/internal/web"
 )
 
@@ -130,11 +129,7 @@ func (c *command) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := web.NewLogger("pasee", cfg.Log.Format, cfg.Log.Level, c.io.Err)
-	if cfg.Source.File == settings.DefaultsName {
-		logger.Info("no settings file found: running on embedded defaults (SQLite pasee.db, key pasee-key.pem, 127.0.0.1:8150, provider kisee at http://127.0.0.1:8140/)", "searched", SearchPaths())
-	} else {
-		logger.Info("settings loaded", "file", cfg.Source.File)
-	}
+	cfg.LogSettings(logger)
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", DefaultKeyFile, "kid", cfg.Keys.Current.KeyID())
 	}

@@ -138,7 +138,7 @@ port = 5432
 `
 	key, _ := os.ReadFile(originalExample)
 	head := string(key)[:strings.Index(string(key), "algorithm")]
-	src, err := settings.Parse("old.toml", []byte(head+doc+"[[identity_providers]]\nname = \"kisee\"\nimplementation = \"pasee.identity_providers.kisee.KiseeIdentityProvider\"\nendpoint = \"http://k/\"\n"), "")
+	src, err := settings.Parse("old.toml", []byte(head+doc+"[[identity_providers]]\nname = \"kisee\"\nimplementation = \"pasee.identity_providers.kisee.KiseeIdentityProvider\"\nendpoint = \"http://127.0.0.1:8140/\"\n"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,12 @@ package app
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,6 +61,9 @@ type ProviderSettings struct {
 	Registration bool           `toml:"registration"`
 	Settings     map[string]any `toml:"settings"`
 	LegacyProvider
+	// AllowInsecureHTTP accepts a plain-http endpoint or jwks_url on a
+	// host that is not loopback (with a warning at start).
+	AllowInsecureHTTP bool `toml:"allow_insecure_http"`
 }
 
 // Config is loaded, checked settings.
@@ -69,6 +74,8 @@ type Config struct {
 	KeyGenerated bool
 	// Legacy are the original Pasee's keys found in the file, mapped.
 	Legacy []LegacyKey
+	// Warnings are settings accepted with a warning, logged at start.
+	Warnings []string
 }
 
 // DefaultKeyFile is where Pasee keeps its generated key when it runs
@@ -136,9 +143,22 @@ func LoadWithoutKeys(path string) (*Config, error) {
 	return checked(src)
 }
 
+// kiseeMarkers are keys only Kisee's settings have.
+var kiseeMarkers = []string{"server", "identity_backend", "email", "registration"}
+
+// defaultProvider is the provider of the embedded defaults: the Kisee of
+// `make run`, its keys from its JWKS.
+func defaultProvider() ProviderSettings {
+	return ProviderSettings{Name: "kisee", Protocol: "kisee", Endpoint: "http://127.0.0.1:8140/", Registration: true}
+}
+
 func checked(src *settings.Source) (*Config, error) {
 	cfg := &Config{Source: src}
-	if err := src.Decode(&cfg.Settings); err != nil {
+	if src.File == settings.DefaultsName {
+		// Before decoding, so that PASEE_IDENTITY_PROVIDERS_0_* apply to it.
+		cfg.IdentityProviders = []ProviderSettings{defaultProvider()}
+	}
+	if err := src.Foreign(src.Decode(&cfg.Settings), "Kisee", kiseeMarkers...); err != nil {
 		return nil, err
 	}
 	if err := cfg.mapLegacy(); err != nil {
@@ -147,7 +167,58 @@ func checked(src *settings.Source) (*Config, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkTransport(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// checkTransport refuses a kisee or pasee provider whose endpoint or
+// jwks_url is plain http on a host that is not loopback: the passwords
+// Pasee forwards, or the keys it trusts, would cross the network in clear.
+func (cfg *Config) checkTransport() error {
+	for i, p := range cfg.IdentityProviders {
+		if p.Protocol != "kisee" && p.Protocol != "pasee" {
+			continue // oauth2 and oidc check their URLs themselves
+		}
+		key := fmt.Sprintf("identity_providers[%d]", i)
+		jwks, _ := p.Settings["jwks_url"].(string)
+		if v, ok := cfg.Source.Getenv(cfg.Source.EnvName(key + ".settings.jwks_url")); ok {
+			jwks = v
+		}
+		for k, raw := range map[string]string{key + ".endpoint": p.Endpoint, key + ".settings.jwks_url": jwks} {
+			warning, err := cfg.Source.CheckHTTPS(k, raw, p.AllowInsecureHTTP, key+".allow_insecure_http")
+			if err != nil {
+				return err
+			}
+			if warning != "" {
+				cfg.Warnings = append(cfg.Warnings, warning)
+			}
+		}
+	}
+	slices.Sort(cfg.Warnings)
+	return nil
+}
+
+// LogSettings logs, once at start, where the settings came from (with the
+// address and provider really used when the environment moved the
+// embedded defaults) and the settings accepted with a warning. The
+// environment variables applied are logged by Run.
+func (cfg *Config) LogSettings(logger *slog.Logger) {
+	if cfg.Source.File == settings.DefaultsName {
+		provider := ""
+		if len(cfg.IdentityProviders) > 0 {
+			p := cfg.IdentityProviders[0]
+			provider = fmt.Sprintf(", provider %s at %s", p.Name, p.Endpoint)
+		}
+		logger.Info(fmt.Sprintf("no settings file found: running on embedded defaults (SQLite pasee.db, key pasee-key.pem, %s%s)",
+			net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), provider), "searched", SearchPaths())
+	} else {
+		logger.Info("settings loaded", "file", cfg.Source.File)
+	}
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
 }
 
 var providerName = regexp.MustCompile(`^[a-z0-9_]+$`)
@@ -177,6 +248,14 @@ func (cfg *Config) check() error {
 	if s.JWT.Iss == "" {
 		s.JWT.Iss = s.Hostname
 	}
+	for _, k := range []struct {
+		key string
+		d   settings.Duration
+	}{{"jwt.access_ttl", s.JWT.AccessTTL}, {"jwt.refresh_ttl", s.JWT.RefreshTTL}} {
+		if err := src.Positive(k.key, k.d); err != nil {
+			return err
+		}
+	}
 	if s.Storage.URL == "" {
 		s.Storage.URL = "sqlite:pasee.db"
 	}
@@ -190,8 +269,7 @@ func (cfg *Config) check() error {
 		}
 	}
 	if src.File == settings.DefaultsName && len(s.IdentityProviders) == 0 {
-		// Embedded defaults: the Kisee of `make run`, its keys from its JWKS.
-		s.IdentityProviders = []ProviderSettings{{Name: "kisee", Protocol: "kisee", Endpoint: "http://127.0.0.1:8140/", Registration: true}}
+		s.IdentityProviders = []ProviderSettings{defaultProvider()}
 	}
 	if len(s.IdentityProviders) == 0 {
 		return src.Errorf("identity_providers", "no identity provider: add at least one [[identity_providers]] table")

@@ -56,13 +56,24 @@ func (a *App) statusPage(version string, c *counters) *web.StatusPage {
 		},
 	}
 	for _, p := range cfg.IdentityProviders {
-		if p.Endpoint == "" || (p.Protocol != "kisee" && p.Protocol != "pasee") {
-			continue // OAuth2 and OIDC providers have no cheap, unauthenticated probe
+		if probe, ok := a.probes[p.Name]; ok {
+			page.Checks = append(page.Checks, web.StatusCheck{Name: "provider " + p.Name + " (" + p.Protocol + ")", Check: probe.Check})
 		}
-		probe := newProbe(strings.TrimSuffix(p.Endpoint, "/") + "/health")
-		page.Checks = append(page.Checks, web.StatusCheck{Name: "provider " + p.Name + " (" + p.Protocol + ")", Check: probe.Check})
 	}
 	return page
+}
+
+// providerProbes are the probes of the kisee and pasee providers' /health,
+// by name, shared by /status and /health. OAuth2 and OIDC providers have
+// no cheap, unauthenticated probe.
+func providerProbes(cfg *Config) map[string]*probe {
+	probes := map[string]*probe{}
+	for _, p := range cfg.IdentityProviders {
+		if p.Endpoint != "" && (p.Protocol == "kisee" || p.Protocol == "pasee") {
+			probes[p.Name] = newProbe(strings.TrimSuffix(p.Endpoint, "/") + "/health")
+		}
+	}
+	return probes
 }
 
 // statusKeys lists the published keys, with the file the current key came
@@ -86,9 +97,14 @@ func statusKeys(cfg *Config) []web.StatusKey {
 }
 
 // probeTTL is how long a provider's reachability is remembered: /status
-// needs no credentials, and must not let anyone make Pasee call its
-// providers at will.
-const probeTTL = 30 * time.Second
+// and /health need no credentials, and must not let anyone make Pasee call
+// its providers at will. A failure is remembered for probeRetry only, so
+// that /health turns green soon after a provider comes back (or starts
+// after Pasee, as in `make run`).
+const (
+	probeTTL   = 30 * time.Second
+	probeRetry = 2 * time.Second
+)
 
 // probe checks that a provider answers its /health, at most once per
 // probeTTL.
@@ -112,7 +128,11 @@ func newProbe(url string) *probe {
 func (p *probe) Check(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.checked.IsZero() && time.Since(p.checked) < probeTTL {
+	ttl := probeTTL
+	if p.err != nil {
+		ttl = probeRetry
+	}
+	if !p.checked.IsZero() && time.Since(p.checked) < ttl {
 		return p.err
 	}
 	p.err = p.get(ctx)

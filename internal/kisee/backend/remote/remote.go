@@ -19,6 +19,7 @@ import (
 
 	"github.com/kisee-pasee/suite/internal/kisee"
 	"github.com/kisee-pasee/suite/internal/settings"
+	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
@@ -68,7 +69,7 @@ func New(o Options) (*Backend, error) {
 		o.Timeout = settings.Duration(5 * time.Second)
 	}
 	b := &Backend{pasee: o.IDP != "", claims: o.Claims,
-		client: &http.Client{Timeout: o.Timeout.D(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		client: &http.Client{Timeout: o.Timeout.D(), Transport: web.PropagateRequestID(nil), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	if b.pasee {
 		q := u.Query()
 		q.Set("idp", o.IDP)

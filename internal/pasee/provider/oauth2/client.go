@@ -18,6 +18,7 @@ import (
 
 	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/settings"
+	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
@@ -112,6 +113,7 @@ func (o ClientOptions) Style(def xoauth2.AuthStyle) (xoauth2.AuthStyle, error) {
 func (o ClientOptions) HTTPClient() *http.Client {
 	return &http.Client{
 		Timeout:       o.Timeout.Or(DefaultTimeout),
+		Transport:     web.PropagateRequestID(nil), // X-Request-Id: the login's id, for the provider's support
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/settings"
+	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
@@ -85,7 +86,7 @@ func New(name, endpoint string, o Options, types ...string) (*Client, error) {
 		o.Timeout = settings.Duration(5 * time.Second)
 	}
 	c := &Client{name: name, endpoint: u, opts: o, types: types,
-		http: &http.Client{Timeout: o.Timeout.D(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		http: &http.Client{Timeout: o.Timeout.D(), Transport: web.PropagateRequestID(nil), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	if len(o.PublicKeys) > 0 {
 		keys, err := token.ParsePublicKeysPEM(o.PublicKeys)
 		if err != nil {
