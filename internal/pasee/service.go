@@ -300,23 +300,17 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, error) {
 	if err != nil {
 		return Pair{}, err
 	}
-	// Read what the new pair needs before rotating, so that the rotation
-	// is the last thing that can fail. Found by the PostgreSQL fault tests
-	// (TestFailedRefreshLeavesTheSessionAsItWas): these reads came after
-	// the rotation, so that a database going away between the two answered
-	// 503 "retry shortly" with the refresh token already spent, and the
-	// retry then counted as reuse and revoked the session.
-	// A banned user needs no read here: banning revokes the sessions, and
-	// Rotate refuses a banned user's session anyway.
-	groups, err := s.store.UserGroups(ctx, c.Subject)
-	if err != nil {
-		return Pair{}, fmt.Errorf("read groups: %w", err)
-	}
+	// The rotation reads what the new pair needs (the user's groups) in the
+	// same statement: one round trip, and nothing left to fail once the
+	// token is spent (a 503 after the rotation would make the client's
+	// retry count as reuse and revoke the session). A banned user needs no
+	// read: banning revokes the sessions, and the rotation refuses a banned
+	// user's session anyway.
 	// The grace window is measured on the precise clock; token times are whole seconds.
 	now := s.now()
 	issued := now.Truncate(time.Second)
 	next := NextTokens{RefreshJTI: newID(), AccessJTI: newID(), IssuedAt: issued, ExpiresAt: issued.Add(s.refreshTTL)}
-	outcome, sess, err := s.store.Rotate(ctx, sid, c.ID, next, now, s.grace)
+	outcome, sess, groups, err := s.store.RotateAndReadGroups(ctx, sid, c.ID, next, now, s.grace)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Pair{}, ErrSessionRevoked
