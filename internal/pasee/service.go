@@ -250,7 +250,8 @@ func (s *Service) open(ctx context.Context, idp string, id Identity) (Pair, erro
 
 // sign writes the pair of sess as it currently stands.
 func (s *Service) sign(sess Session, groups []string) (Pair, error) {
-	access := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.IssuedAt.Add(s.accessTTL), ID: sess.AccessJTI}
+	access := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.IssuedAt.Add(s.accessTTL), ID: sess.AccessJTI,
+		Extra: make(map[string]any, len(sess.Claims)+3)}
 	if s.audience != "" {
 		access.Audience = []string{s.audience}
 	}
@@ -271,9 +272,8 @@ func (s *Service) sign(sess Session, groups []string) (Pair, error) {
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign access token: %w", err)
 	}
-	refresh := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.ExpiresAt, ID: sess.RefreshJTI}
-	refresh.Set("sid", sess.ID)
-	refresh.Set("refresh_token", true)
+	refresh := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.ExpiresAt, ID: sess.RefreshJTI,
+		Extra: map[string]any{"sid": sess.ID, "refresh_token": true}}
 	rt, err := s.signer.Sign(token.TypeRefresh, refresh)
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign refresh token: %w", err)
