@@ -162,6 +162,11 @@ type Store interface {
 	// Rotate spends presentedJTI of session id. See RotateOutcome. The
 	// returned session is its state after the call.
 	Rotate(ctx context.Context, id, presentedJTI string, next NextTokens, now time.Time, grace time.Duration) (RotateOutcome, Session, error)
+	// RotateAndReadGroups is Rotate that also returns the groups of the
+	// session's user, sorted, when the outcome is Rotated or Replayed: what
+	// a refresh needs, read with the rotation (one round trip in the common
+	// case).
+	RotateAndReadGroups(ctx context.Context, id, presentedJTI string, next NextTokens, now time.Time, grace time.Duration) (RotateOutcome, Session, []string, error)
 	// RevokeSession revokes one session; actor is who asked.
 	RevokeSession(ctx context.Context, actor, id string, now time.Time) error
 	// RevokeUserSessions revokes every live session of user, without

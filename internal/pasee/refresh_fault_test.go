@@ -8,17 +8,26 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/pasee/store"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
-// flakyStore is a real store whose reads of users and groups fail while
-// down is set, as when the database goes away in the middle of a request.
+// flakyStore is a real store whose reads of users and groups, and
+// rotations with their groups, fail while down is set, as when the
+// database goes away in the middle of a request.
 type flakyStore struct {
 	pasee.Store
 	down atomic.Bool
+}
+
+func (f *flakyStore) RotateAndReadGroups(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration) (pasee.RotateOutcome, pasee.Session, []string, error) {
+	if f.down.Load() {
+		return 0, pasee.Session{}, nil, fmt.Errorf("%w: rotate session: connection refused", pasee.ErrUnavailable)
+	}
+	return f.Store.RotateAndReadGroups(ctx, id, presentedJTI, next, now, grace)
 }
 
 func (f *flakyStore) GetUser(ctx context.Context, name string) (pasee.User, error) {

@@ -258,7 +258,8 @@ func (s *Service) open(ctx context.Context, idp string, id Identity) (Pair, erro
 
 // sign writes the pair of sess as it currently stands.
 func (s *Service) sign(sess Session, groups []string) (Pair, error) {
-	access := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.IssuedAt.Add(s.accessTTL), ID: sess.AccessJTI}
+	access := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.IssuedAt.Add(s.accessTTL), ID: sess.AccessJTI,
+		Extra: make(map[string]any, len(sess.Claims)+3)}
 	if s.audience != "" {
 		access.Audience = []string{s.audience}
 	}
@@ -279,9 +280,8 @@ func (s *Service) sign(sess Session, groups []string) (Pair, error) {
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign access token: %w", err)
 	}
-	refresh := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.ExpiresAt, ID: sess.RefreshJTI}
-	refresh.Set("sid", sess.ID)
-	refresh.Set("refresh_token", true)
+	refresh := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.ExpiresAt, ID: sess.RefreshJTI,
+		Extra: map[string]any{"sid": sess.ID, "refresh_token": true}}
 	rt, err := s.signer.Sign(token.TypeRefresh, refresh)
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign refresh token: %w", err)
@@ -308,22 +308,17 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Pair, error) {
 	if err != nil {
 		return Pair{}, err
 	}
-	// Read what the new pair needs before rotating, so that the rotation
-	// is the last thing that can fail: were these reads after it, a
-	// database going away between the two would answer 503 "retry shortly"
-	// with the refresh token already spent, and the retry would count as
-	// reuse and revoke the session.
-	// A banned user needs no read here: banning revokes the sessions, and
-	// Rotate refuses a banned user's session anyway.
-	groups, err := s.store.UserGroups(ctx, c.Subject)
-	if err != nil {
-		return Pair{}, fmt.Errorf("read groups: %w", err)
-	}
+	// The rotation reads what the new pair needs (the user's groups) in the
+	// same statement: one round trip, and nothing left to fail once the
+	// token is spent (a 503 after the rotation would make the client's
+	// retry count as reuse and revoke the session). A banned user needs no
+	// read: banning revokes the sessions, and the rotation refuses a banned
+	// user's session anyway.
 	// The grace window is measured on the precise clock; token times are whole seconds.
 	now := s.now()
 	issued := now.Truncate(time.Second)
 	next := NextTokens{RefreshJTI: newID(), AccessJTI: newID(), IssuedAt: issued, ExpiresAt: issued.Add(s.refreshTTL)}
-	outcome, sess, err := s.store.Rotate(ctx, sid, c.ID, next, now, s.grace)
+	outcome, sess, groups, err := s.store.RotateAndReadGroups(ctx, sid, c.ID, next, now, s.grace)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Pair{}, ErrSessionRevoked

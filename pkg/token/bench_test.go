@@ -64,3 +64,29 @@ func BenchmarkRawES256Verify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkClaimsJSON is the encoding a token costs besides its signature:
+// the claims of an access token written and read back.
+func BenchmarkClaimsJSON(b *testing.B) {
+	c := benchClaims()
+	c.Set("sid", "0123456789abcdef0123456789abcdef")
+	c.Set("email", "ada@example.com")
+	b.Run("Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.MarshalJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	p, _ := c.MarshalJSON()
+	b.Run("Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var c Claims
+			if err := c.UnmarshalJSON(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

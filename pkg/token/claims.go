@@ -3,10 +3,12 @@ package token
 import (
 	"bytes"
 	"encoding/json"
-
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Claims is the payload of a token: the registered claims of RFC 7519 as
@@ -30,36 +32,163 @@ var registered = map[string]bool{"iss": true, "sub": true, "aud": true, "iat": t
 // that Claims holds as fields, and so cannot be set through Extra.
 func IsRegistered(name string) bool { return registered[name] }
 
-// MarshalJSON writes the registered claims that are set, then Extra.
-func (c Claims) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, len(c.Extra)+7)
-	for k, v := range c.Extra {
+// MarshalJSON writes the registered claims that are set and Extra, in one
+// object whose keys are in byte order (as encoding/json writes a map).
+func (c Claims) MarshalJSON() ([]byte, error) { return c.appendJSON(nil) }
+
+// appendJSON appends the JSON object of MarshalJSON to b. Every token
+// signed goes through here, so the registered claims and the usual private
+// claims (strings, booleans, integers, lists of strings) are written
+// directly, without building a map[string]any or reflecting on it; other
+// values go through encoding/json. The bytes are those encoding/json writes
+// for the same claims as a map (tested).
+func (c Claims) appendJSON(b []byte) ([]byte, error) {
+	var keysBuf [16]string
+	keys := keysBuf[:0]
+	for k := range c.Extra {
 		if !registered[k] {
-			m[k] = v
+			keys = append(keys, k)
 		}
 	}
-	if c.Issuer != "" {
-		m["iss"] = c.Issuer
-	}
-	if c.Subject != "" {
-		m["sub"] = c.Subject
-	}
-	switch len(c.Audience) {
-	case 0:
-	case 1:
-		m["aud"] = c.Audience[0]
-	default:
-		m["aud"] = c.Audience
-	}
-	for name, t := range map[string]time.Time{"iat": c.IssuedAt, "exp": c.ExpiresAt, "nbf": c.NotBefore} {
-		if !t.IsZero() {
-			m[name] = t.Unix()
+	for _, r := range [...]struct {
+		name string
+		set  bool
+	}{
+		{"iss", c.Issuer != ""}, {"sub", c.Subject != ""}, {"aud", len(c.Audience) > 0},
+		{"iat", !c.IssuedAt.IsZero()}, {"exp", !c.ExpiresAt.IsZero()}, {"nbf", !c.NotBefore.IsZero()},
+		{"jti", c.ID != ""},
+	} {
+		if r.set {
+			keys = append(keys, r.name)
 		}
 	}
-	if c.ID != "" {
-		m["jti"] = c.ID
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		var err error
+		switch k {
+		case "iss":
+			b = appendJSONString(b, c.Issuer)
+		case "sub":
+			b = appendJSONString(b, c.Subject)
+		case "aud":
+			if len(c.Audience) == 1 {
+				b = appendJSONString(b, c.Audience[0])
+			} else {
+				b = appendJSONStrings(b, c.Audience)
+			}
+		case "iat":
+			b = strconv.AppendInt(b, c.IssuedAt.Unix(), 10)
+		case "exp":
+			b = strconv.AppendInt(b, c.ExpiresAt.Unix(), 10)
+		case "nbf":
+			b = strconv.AppendInt(b, c.NotBefore.Unix(), 10)
+		case "jti":
+			b = appendJSONString(b, c.ID)
+		default:
+			b, err = appendJSONValue(b, c.Extra[k])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("claim %q: %w", k, err)
+		}
 	}
-	return json.Marshal(m)
+	return append(b, '}'), nil
+}
+
+// appendJSONValue appends v as encoding/json writes it.
+func appendJSONValue(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case string:
+		return appendJSONString(b, v), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case []string:
+		if v == nil {
+			return append(b, "null"...), nil
+		}
+		return appendJSONStrings(b, v), nil
+	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, enc...), nil
+}
+
+func appendJSONStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string the way encoding/json does:
+// valid UTF-8 (invalid bytes become U+FFFD), HTML-safe (<, >, & and the
+// line and paragraph separators escaped).
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // UnmarshalJSON reads a claims set, refusing registered claims of the wrong

@@ -76,11 +76,26 @@ func (s *Signer) Sign(typ string, claims any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p, err := json.Marshal(claims)
+	bp := payloadBuffers.Get().(*[]byte)
+	defer payloadBuffers.Put(bp)
+	var p []byte
+	switch c := claims.(type) {
+	case Claims:
+		p, err = c.appendJSON((*bp)[:0])
+	case *Claims:
+		p, err = c.appendJSON((*bp)[:0])
+	default:
+		p, err = json.Marshal(claims)
+	}
 	if err != nil {
 		return "", fmt.Errorf("encode claims: %w", err)
 	}
-	input := make([]byte, 0, len(h)+b64.EncodedLen(len(p))+1+128)
+	if cap(p) <= maxPooledPayload {
+		*bp = p
+	}
+	// One buffer for the signing input and the token (an ECDSA or EdDSA
+	// signature fits in the 128 bytes to spare).
+	input := make([]byte, 0, len(h)+1+b64.EncodedLen(len(p))+1+128)
 	input = append(input, h...)
 	input = append(input, '.')
 	input = b64.AppendEncode(input, p)
@@ -92,6 +107,13 @@ func (s *Signer) Sign(typ string, claims any) (string, error) {
 	out = b64.AppendEncode(out, sig)
 	return string(out), nil
 }
+
+// payloadBuffers hold the JSON payloads being signed; payloads above
+// maxPooledPayload (a claims set with unusually many provider claims) are
+// not kept.
+var payloadBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxPooledPayload = 8 << 10
 
 // header returns the encoded header of tokens of type typ.
 func (s *Signer) header(typ string) ([]byte, error) {

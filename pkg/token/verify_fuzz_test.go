@@ -199,6 +199,10 @@ func FuzzClaimsJSON(f *testing.F) {
 		if err != nil {
 			t.Fatalf("claims read from %q cannot be written: %v", data, err)
 		}
+		direct, err := c.MarshalJSON()
+		if ref, rerr := referenceClaimsJSON(c); err != nil || rerr != nil || !bytes.Equal(direct, ref) {
+			t.Fatalf("claims read from %q written as %s, encoding/json writes %s (%v, %v)", data, direct, ref, err, rerr)
+		}
 		var again Claims
 		if err := json.Unmarshal(once, &again); err != nil {
 			t.Fatalf("claims written as %q cannot be read back: %v", once, err)

@@ -416,6 +416,44 @@ func (e *Env) StartPasee(ctx context.Context, storeURL, kiseeURL string) (*Proc,
 	return e.start(ctx, "pasee", dir, file, port)
 }
 
+// StartPaseeLike starts another instance of the Pasee p, with its settings
+// (the same store, signing key and issuer) on another port: instances
+// behind one load balancer.
+func (e *Env) StartPaseeLike(ctx context.Context, p *Proc) (*Proc, error) {
+	settings, err := os.ReadFile(p.Settings)
+	if err != nil {
+		return nil, err
+	}
+	_, oldPort, err := net.SplitHostPort(strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s, err := withPort(string(settings), oldPort, port)
+	if err != nil {
+		return nil, err
+	}
+	dir := e.newDir("pasee")
+	file := filepath.Join(dir, "pasee.toml")
+	if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+		return nil, err
+	}
+	return e.start(ctx, "pasee", dir, file, port)
+}
+
+// withPort returns settings (written by paseeSettings) listening on port
+// instead of oldPort.
+func withPort(settings, oldPort string, port int) (string, error) {
+	line := "\nport = " + oldPort + "\n"
+	if !strings.Contains(settings, line) {
+		return "", fmt.Errorf("no %q in the settings", strings.TrimSpace(line))
+	}
+	return strings.Replace(settings, line, fmt.Sprintf("\nport = %d\n", port), 1), nil
+}
+
 // kiseeSettings is the settings file of a bench Kisee: the sql backend on
 // storeURL, defaults elsewhere.
 func kiseeSettings(port int, storeURL, keyPEM, logLevel string) string {

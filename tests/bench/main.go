@@ -7,7 +7,9 @@
 //
 //  1. Kisee POST /jwt/ (sql backend) vs the argon2id verification rate of
 //     internal/password at the production parameters on all cores;
-//  2. Pasee POST /tokens/?refresh vs the ES256 rate of 1 verify + 2 signs;
+//  2. Pasee POST /tokens/?refresh vs the ES256 rate of 1 verify + 2 signs,
+//     with Pasee's CPU time per refresh next to the crypto's, and on
+//     PostgreSQL two Pasee instances sharing the store (scale-out);
 //  3. Pasee login through Kisee vs Kisee alone;
 //  4. group scale: 100k groups and 1M memberships bulk-loaded, then the p99
 //     of a refresh for a user in 200 groups, of admin checks at depth 6 and

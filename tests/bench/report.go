@@ -274,6 +274,24 @@ func (r *Report) goals(w writer) {
 		}
 	}
 	for _, be := range r.Backends {
+		if s, ok := Best(be.Refresh); ok && s.Requests > 0 {
+			pasee := s.CPU.PerRequest(s.Requests).Server
+			x := Ratio(float64(pasee), float64(s.Bound.CPUPerOp))
+			w("| 2 | Pasee CPU per refresh, %s | %s (c=%d, process CPU time over the level) | crypto %s (1 verify + 2 signs, paired) | %.2f × crypto | – | – | ≤ 0.25 ms and ≤ 2 × crypto | %s |\n",
+				be.Backend, usec(pasee), s.Concurrency, usec(s.Bound.CPUPerOp), x, verdict(pasee <= 250*time.Microsecond && x <= 2))
+		}
+		if s, ok := AtConcurrency(be.Refresh, 8); ok && be.Backend == "postgres" {
+			w("| 2 | Pasee `POST /tokens/?refresh` at c=8, %s | %.0f req/s, p99 %s, %d errors | %.0f (1 verify + 2 signs)/s | %s | – | %s | ≥ 3500 req/s, p99 < 10 ms, no error | %s |\n",
+				be.Backend, s.RPS(), ms(s.P99), s.Errors, s.Bound.PerSec, ratio(s.BoundRatio()), ratio(s.CPURatio()), verdict(s.RPS() >= 3500 && s.P99 < 10*time.Millisecond && s.Errors == 0))
+		}
+		one, ok1 := Best(be.Refresh)
+		two, ok2 := Best(be.ScaleOut)
+		if ok1 && ok2 {
+			w("| 2 | two Pasee instances on one PostgreSQL, refresh | %.0f req/s (c=%d), p99 %s | one instance %.0f req/s (c=%d) | %.2f × one | – | – | – | – |\n",
+				two.RPS(), two.Concurrency, ms(two.P99), one.RPS(), one.Concurrency, Ratio(two.RPS(), one.RPS()))
+		}
+	}
+	for _, be := range r.Backends {
 		if s, ok := Best(be.PaseeLogin); ok {
 			x := s.BoundRatio()
 			w("| 3 | Pasee login through Kisee, %s | %.1f req/s (c=%d) | Kisee alone %.1f req/s | %s | – | %s | ≥ 0.9 | %s |\n", be.Backend, s.RPS(), s.Concurrency, s.Bound.PerSec, ratio(x), ratio(s.CPURatio()), verdict(x >= 0.9))
@@ -357,10 +375,37 @@ func (r *Report) services(w writer) {
 	}
 	cb := r.Crypto()
 	w("\n### 2. Pasee `POST /tokens/?refresh` vs the ES256 bound\n\n")
-	w("Each virtual user chains its own refresh tokens (started from one login each). Bound: raw ES256, 1 verify + 2 signs, on all cores, measured just before the level (through `pkg/token` it is %.0f/s, %s CPU each, at the end of the run). CPU columns: Pasee and Kisee (idle here), PostgreSQL, load generator.\n\n", cb.TokenRefresh.PerSec, usec(cb.TokenRefresh.CPUPerOp))
+	w("Each virtual user chains its own refresh tokens (started from one login each). Bound: raw ES256, 1 verify + 2 signs, on all cores, measured just before the level (through `pkg/token` it is %.0f/s, %s CPU each, at the end of the run). CPU columns: Pasee (its process's CPU time over the level), PostgreSQL, load generator.\n\n", cb.TokenRefresh.PerSec, usec(cb.TokenRefresh.CPUPerOp))
 	w(levelHeader)
 	for _, be := range r.Backends {
 		r.levelTable(w, be.Refresh, be.Backend)
+	}
+	w("\nPasee's processor time per refresh next to the cryptography's, both measured in the same level (the crypto is the paired bound's CPU per operation):\n\n")
+	w("| Store | Clients | Pasee CPU per refresh | crypto CPU (1 verify + 2 signs) | Pasee ÷ crypto | Pasee beyond crypto |\n|---|---|---|---|---|---|\n")
+	for _, be := range r.Backends {
+		for _, s := range be.Refresh {
+			if s.Requests == 0 {
+				continue
+			}
+			p := s.CPU.PerRequest(s.Requests).Server
+			w("| %s | %d | %s | %s | %.2f | %s |\n", be.Backend, s.Concurrency, usec(p), usec(s.Bound.CPUPerOp), Ratio(float64(p), float64(s.Bound.CPUPerOp)), usec(p-s.Bound.CPUPerOp))
+		}
+	}
+	for _, be := range r.Backends {
+		if len(be.ScaleOut) == 0 {
+			continue
+		}
+		w("\n**Scale-out (%s)**: two Pasee instances on one database, the same virtual users spread over both (sessions opened on one, refreshed on either). Machine busy: the share of both cores used by the servers, PostgreSQL, the load generator and other processes; when it nears 100%% the instances stop growing because the machine does, not the database.\n\n", be.Backend)
+		w("| Clients | one instance req/s | two instances req/s | × | p99 (two) | Errors | CPU ms/req Pasee (both) | CPU ms/req PostgreSQL | machine busy |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range be.ScaleOut {
+			one, _ := AtConcurrency(be.Refresh, s.Concurrency)
+			cpu := s.CPU.PerRequest(s.Requests)
+			busy := 0.0
+			if s.Elapsed > 0 && r.Machine.Cores > 0 {
+				busy = float64(s.CPU.Total()+s.CPU.Other) / float64(s.Elapsed) / float64(r.Machine.Cores)
+			}
+			w("| %d | %.0f | %.0f | %s | %s | %d | %s | %s | %.0f%% |\n", s.Concurrency, one.RPS(), s.RPS(), ratio(Ratio(s.RPS(), one.RPS())), ms(s.P99), s.Errors, cpuMS(cpu.Server), cpuMS(cpu.Postgres), 100*busy)
+		}
 	}
 	if len(r.PlotFiles) > 1 {
 		w("\n![Pasee refresh: throughput by concurrency](%s)\n", r.PlotFiles[1])
@@ -372,7 +417,7 @@ func (r *Report) services(w writer) {
 		r.levelTable(w, be.PaseeLogin, be.Backend)
 	}
 	for _, be := range r.Backends {
-		for _, list := range [][]Summary{be.KiseeLogin, be.PaseeLogin, be.Refresh} {
+		for _, list := range [][]Summary{be.KiseeLogin, be.PaseeLogin, be.Refresh, be.ScaleOut} {
 			for _, s := range list {
 				if s.FirstError != "" {
 					w("\nFirst error (%s, %d clients): `%s`\n", be.Backend, s.Concurrency, s.FirstError)

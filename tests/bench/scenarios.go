@@ -89,7 +89,12 @@ type BackendResults struct {
 	// KiseeLogin is Kisee's POST /jwt/ (scenario 1), PaseeLogin Pasee's
 	// POST /tokens/?idp=kisee (scenario 3), Refresh Pasee's POST
 	// /tokens/?refresh (scenario 2), one Summary per concurrency level.
+	// Refresh's server CPU is Pasee's alone.
 	KiseeLogin, PaseeLogin, Refresh []Summary
+	// ScaleOut is scenario 2 on two Pasee instances sharing the store
+	// (PostgreSQL only), the virtual users spread over both; its server
+	// CPU is both instances'.
+	ScaleOut []Summary
 }
 
 // Bounds measures the in-process bounds paired with each level.
@@ -194,9 +199,19 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 			return res, fmt.Errorf("login of virtual user %d: %w", w, err)
 		}
 	}
-	var lastAccess atomic.Pointer[string]
-	refresh := func(ctx context.Context, w int) error {
-		body, err := client.Expect(ctx, 201, "POST", pasee.URL+"/tokens/?refresh", nil, chains[w])
+	var (
+		lastAccess atomic.Pointer[string]
+		refreshOne func(ctx context.Context, w int, base string) error
+	)
+	// refreshAt chains virtual user w's refresh tokens on the instance at
+	// urls[w % len(urls)].
+	refreshAt := func(urls ...string) RequestFunc {
+		return func(ctx context.Context, w int) error {
+			return refreshOne(ctx, w, urls[w%len(urls)])
+		}
+	}
+	refreshOne = func(ctx context.Context, w int, base string) error {
+		body, err := client.Expect(ctx, 201, "POST", base+"/tokens/?refresh", nil, chains[w])
 		if err == nil {
 			var p Pair
 			if p, err = parsePair(body); err == nil {
@@ -211,18 +226,41 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 		}
 		return err
 	}
-	for _, c := range plan.RefreshLevels {
-		err := plan.quiet(func() ([]Summary, error) {
-			bound, err := b.Crypto.RefreshBound(ctx, b.CryptoTime)
+	// Pasee's CPU alone: Kisee is idle during the refreshes.
+	pmeter := cpuMeter{servers: []int{pasee.Pid()}}
+	refreshLevels := func(what string, meter cpuMeter, load RequestFunc, keep *[]Summary) error {
+		for _, c := range plan.RefreshLevels {
+			err := plan.quiet(func() ([]Summary, error) {
+				bound, err := b.Crypto.RefreshBound(ctx, b.CryptoTime)
+				if err != nil {
+					return nil, err
+				}
+				s := RunLoad(ctx, LoadSpec{Concurrency: c, MaxRequests: plan.RefreshRequests, MaxDuration: plan.LevelTime, Warmup: 5}, meter, load)
+				s.Bound = bound
+				describe(what, s)
+				return []Summary{s}, ctx.Err()
+			}, func(runs []Summary) { *keep = append(*keep, runs[0]) })
 			if err != nil {
-				return nil, err
+				return err
 			}
-			s := RunLoad(ctx, LoadSpec{Concurrency: c, MaxRequests: plan.RefreshRequests, MaxDuration: plan.LevelTime, Warmup: 5}, meter, refresh)
-			s.Bound = bound
-			describe("pasee POST /tokens/?refresh", s)
-			return []Summary{s}, ctx.Err()
-		}, func(runs []Summary) { res.Refresh = append(res.Refresh, runs[0]) })
+		}
+		return nil
+	}
+	if err := refreshLevels("pasee POST /tokens/?refresh", pmeter, refreshAt(pasee.URL), &res.Refresh); err != nil {
+		return res, err
+	}
+	if backend == "postgres" {
+		// Scale-out: a second instance on the same database, as behind a
+		// load balancer; the sessions opened on the first are refreshed on
+		// both.
+		logf("scenario 2 (%s): two Pasee instances on one PostgreSQL, %d virtual users spread over both", backend, maxC)
+		second, err := env.StartPaseeLike(ctx, pasee)
 		if err != nil {
+			return res, fmt.Errorf("second pasee: %w", err)
+		}
+		defer env.Forget(second) //nolint:errcheck // stopping at the end of the scenario
+		both := cpuMeter{servers: []int{pasee.Pid(), second.Pid()}}
+		if err := refreshLevels("2 × pasee POST /tokens/?refresh", both, refreshAt(pasee.URL, second.URL), &res.ScaleOut); err != nil {
 			return res, err
 		}
 	}

@@ -203,3 +203,19 @@ func TestCheckLoopback(t *testing.T) {
 		}
 	}
 }
+
+// A second instance differs from the first by its port only: same key,
+// same store, same issuer, or the first's tokens are refused.
+func TestWithPort(t *testing.T) {
+	first := paseeSettings(8150, "postgres://db/x", "KEY", "http://kisee", "info")
+	second, err := withPort(first, "8150", 9150)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Replace(first, "port = 8150", "port = 9150", 1); second != want {
+		t.Fatalf("second settings:\n%s\nwant\n%s", second, want)
+	}
+	if _, err := withPort(first, "8151", 9150); err == nil {
+		t.Fatal("a port not in the settings was replaced")
+	}
+}

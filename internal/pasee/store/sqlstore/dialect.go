@@ -14,9 +14,9 @@ import (
 
 // dialect is all that differs between SQLite and PostgreSQL for the store:
 // how the database is opened, how concurrent migrations are kept apart,
-// and how a row read before being changed is locked. The statements
-// themselves are the same on both (both drivers take $n placeholders, both
-// engines ON CONFLICT and RETURNING).
+// how a row read before being changed is locked, and how strings are
+// aggregated. The statements themselves are the same on both (both drivers
+// take $n placeholders, both engines ON CONFLICT and RETURNING).
 type dialect struct {
 	name sqldb.Dialect
 	// lockRow ends a SELECT whose row the transaction then changes. On
@@ -24,14 +24,17 @@ type dialect struct {
 	// write transactions take the database's one write lock at BEGIN
 	// (sqldb's DSN asks for BEGIN IMMEDIATE).
 	lockRow string
+	// rotateWithGroupsSQL is rotateSQL with the groups of the session's
+	// user, aggregated in the dialect's way.
+	rotateWithGroupsSQL string
 }
 
 func dialectOf(name sqldb.Dialect) (dialect, error) {
 	switch name {
 	case sqldb.SQLite:
-		return dialect{name: name}, nil
+		return dialect{name: name, rotateWithGroupsSQL: rotateWithGroups(`group_concat(m.group_name, ' ')`)}, nil
 	case sqldb.Postgres:
-		return dialect{name: name, lockRow: " FOR UPDATE"}, nil
+		return dialect{name: name, lockRow: " FOR UPDATE", rotateWithGroupsSQL: rotateWithGroups(`string_agg(m.group_name, ' ')`)}, nil
 	}
 	return dialect{}, fmt.Errorf("unsupported dialect %q", name)
 }

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -752,25 +753,54 @@ func (s *Store) GetSession(ctx context.Context, id string) (pasee.Session, error
 // the same transaction, and reuse outside the grace window revokes the
 // session (audited, actor "system").
 func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration) (pasee.RotateOutcome, pasee.Session, error) {
+	outcome, sess, _, err := s.rotate(ctx, id, presentedJTI, next, now, grace, false)
+	return outcome, sess, err
+}
+
+// RotateAndReadGroups is Rotate that also returns the groups of the
+// session's user when the token is Rotated or Replayed. In the common case
+// (the live token) the groups are read by the rotating UPDATE itself, in
+// its RETURNING clause: a refresh is one statement, one round trip, one
+// commit.
+func (s *Store) RotateAndReadGroups(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration) (pasee.RotateOutcome, pasee.Session, []string, error) {
+	return s.rotate(ctx, id, presentedJTI, next, now, grace, true)
+}
+
+func (s *Store) rotate(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration, withGroups bool) (pasee.RotateOutcome, pasee.Session, []string, error) {
+	query := rotateSQL
+	if withGroups {
+		query = s.d.rotateWithGroupsSQL
+	}
+	// scan reads the row of query: the session, then its user's groups.
+	scan := func(row *sql.Row) (pasee.Session, []string, error) {
+		if !withGroups {
+			sess, err := scanSession(row)
+			return sess, nil, err
+		}
+		var groups sql.NullString
+		sess, err := scanSession(row, &groups)
+		return sess, splitGroups(groups.String), err
+	}
 	// The live token of a live session is the common case: one statement,
 	// atomic on its own, no transaction round trips. Only when it changes
 	// nothing does the transaction below classify the token.
 	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
-	if sess, err := scanSession(s.w.QueryRowContext(ctx, rotateSQL, args...)); err == nil {
-		return pasee.Rotated, sess, nil
+	if sess, groups, err := scan(s.w.QueryRowContext(ctx, query, args...)); err == nil {
+		return pasee.Rotated, sess, groups, nil
 	} else if !errors.Is(err, sql.ErrNoRows) {
-		return 0, pasee.Session{}, fail("rotate session", err)
+		return 0, pasee.Session{}, nil, fail("rotate session", err)
 	}
 
 	var (
 		outcome pasee.RotateOutcome
 		sess    pasee.Session
+		groups  []string
 	)
 	err := s.write(ctx, "rotate session", func(tx *sql.Tx) error {
 		var err error
 		// Again inside the transaction: a concurrent refresh may have
 		// rotated the session since.
-		sess, err = scanSession(tx.QueryRowContext(ctx, rotateSQL, args...))
+		sess, groups, err = scan(tx.QueryRowContext(ctx, query, args...))
 		if err == nil {
 			outcome = pasee.Rotated
 			return nil
@@ -788,21 +818,28 @@ func (s *Store) Rotate(ctx context.Context, id, presentedJTI string, next pasee.
 			return err
 		}
 		outcome = storeutil.ClassifySpent(sess, found, banned, presentedJTI, now, grace)
-		if outcome != pasee.ReuseDetected {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
-			storeutil.Millis(now), id); err != nil {
+		switch outcome {
+		case pasee.Replayed:
+			if withGroups {
+				groups, err = queryStrings(ctx, tx,
+					`SELECT group_name FROM pasee_memberships WHERE user_name = $1 ORDER BY group_name`, sess.User)
+			}
 			return err
+		case pasee.ReuseDetected:
+			if _, err := tx.ExecContext(ctx,
+				`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
+				storeutil.Millis(now), id); err != nil {
+				return err
+			}
+			sess.RevokedAt = storeutil.Time(storeutil.Millis(now))
+			return audit(ctx, tx, now, "system", pasee.ActionSessionReuse, id, sess.User)
 		}
-		sess.RevokedAt = storeutil.Time(storeutil.Millis(now))
-		return audit(ctx, tx, now, "system", pasee.ActionSessionReuse, id, sess.User)
+		return nil
 	})
 	if err != nil {
-		return 0, pasee.Session{}, err
+		return 0, pasee.Session{}, nil, err
 	}
-	return outcome, sess, nil
+	return outcome, sess, groups, nil
 }
 
 // rotateSQL spends refresh token $7 of session $6 for the pair $1..$4 at
@@ -812,6 +849,24 @@ const rotateSQL = `UPDATE pasee_sessions
 	WHERE id = $6 AND refresh_jti = $7 AND revoked_at IS NULL AND expires_at > $5
 	  AND NOT EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
 	RETURNING ` + sessionColumns
+
+// rotateWithGroups is rotateSQL returning, after the session's columns,
+// the groups of its user joined by spaces (NULL for none) by the dialect's
+// string aggregate. Group names hold no space.
+func rotateWithGroups(groupConcat string) string {
+	return rotateSQL + `,
+	  (SELECT ` + groupConcat + ` FROM pasee_memberships m WHERE m.user_name = pasee_sessions.user_name)`
+}
+
+// splitGroups reads the groups of rotateWithGroups, sorted.
+func splitGroups(joined string) []string {
+	groups := strings.Fields(joined)
+	slices.Sort(groups)
+	if groups == nil {
+		groups = []string{}
+	}
+	return groups
+}
 
 // RevokeSession revokes session id (ErrNotFound if unknown). Revoking a
 // revoked session changes nothing and is not audited again.
