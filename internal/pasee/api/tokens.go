@@ -23,7 +23,10 @@ func (h *Handler) getTokens(c echo.Context) error {
 			return web.BadRequest("Identity provider not implemented", fmt.Sprintf("No identity provider is named %q.", idp))
 		}
 		if _, redirect := p.(pasee.RedirectLogin); redirect && h.flow != nil {
-			if c.QueryParam("state") != "" && (c.QueryParam("code") != "" || c.QueryParam("error") != "") && c.QueryParam("redirect_uri") == "" {
+			// A provider's answer (code or error) is a callback even when its
+			// state is empty or missing: a broken callback gets 400, it does
+			// not start a new login.
+			if (c.QueryParam("code") != "" || c.QueryParam("error") != "") && c.QueryParam("redirect_uri") == "" {
 				return h.flow.Callback(c, idp)
 			}
 			return h.flow.Start(c, idp)
