@@ -211,10 +211,13 @@ func (h *Handler) deleteTokens(c echo.Context) error {
 }
 
 func (h *Handler) introspect(c echo.Context) error {
-	if h.introspectAuth != nil {
-		if err := h.introspectAuth(c); err != nil {
-			return err
-		}
+	if h.introspectAuth == nil {
+		return web.Unauthorized("Client authentication required",
+			"Introspection is for declared clients: add a [[clients]] entry with a secret and send its id and secret in Authorization: Basic.").
+			WithHeader("WWW-Authenticate", `Basic realm="pasee"`)
+	}
+	if err := h.introspectAuth(c); err != nil {
+		return err
 	}
 	var body struct {
 		Token *string `json:"token"`

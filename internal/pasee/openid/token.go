@@ -500,19 +500,15 @@ func (p *Provider) introspect(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// AuthenticateIntrospection checks the client credentials (Basic, or
-// client_id and client_secret in a form body) of a caller of Pasee's own
-// POST /tokens/introspect: a confidential client, else 401.
+// AuthenticateIntrospection checks the client credentials of a caller of
+// Pasee's own POST /tokens/introspect (a JSON API): a confidential client
+// in Authorization: Basic, else 401.
 func (p *Provider) AuthenticateIntrospection(c echo.Context) error {
-	id, secret, ok := c.Request().BasicAuth()
-	if !ok {
+	if _, _, ok := c.Request().BasicAuth(); !ok {
 		return web.Unauthorized("Client authentication required",
 			"Introspection is for declared clients: send the client id and secret in Authorization: Basic.").WithHeader("WWW-Authenticate", `Basic realm="pasee"`)
 	}
-	form := url.Values{}
-	_ = id
-	_ = secret
-	if _, oerr := p.authenticateClient(c, form, false); oerr != nil {
+	if _, oerr := p.authenticateClient(c, url.Values{}, false); oerr != nil {
 		return web.Unauthorized("Client authentication required", oerr.Desc).WithHeader("WWW-Authenticate", `Basic realm="pasee"`)
 	}
 	return nil
