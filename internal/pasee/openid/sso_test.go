@@ -1,11 +1,13 @@
 package openid_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/kisee-pasee/suite/internal/pasee/openid"
 	"github.com/kisee-pasee/suite/internal/pasee/paseetest"
 )
 
@@ -70,6 +72,32 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 401 {
 			t.Fatalf("userinfo after logout: %d", resp.StatusCode)
+		}
+		// The audit log tells who logged in through which client, what was
+		// issued and the logout; /metrics counts them.
+		events, err := e.pasee.App.Store.Audit(t.Context(), 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]string{}
+		for _, ev := range events {
+			if ev.Target == "kisee-alice" {
+				seen[ev.Action] += ev.Detail + ";"
+			}
+		}
+		if !strings.Contains(seen[openid.ActionLogin], "client app") || !strings.Contains(seen[openid.ActionIssue], "client other") || seen[openid.ActionLogout] == "" {
+			t.Fatalf("audit log: %v", seen)
+		}
+		resp, err = http.Get(e.pasee.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range []string{`pasee_oidc_logins_total{result="ok"} 1`, `pasee_oidc_logouts_total 1`, `pasee_oidc_token_requests_total{grant="authorization_code",result="ok"} 2`} {
+			if !strings.Contains(string(metrics), m) {
+				t.Fatalf("/metrics lacks %s", m)
+			}
 		}
 	})
 }

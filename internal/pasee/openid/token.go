@@ -27,18 +27,19 @@ type oauthError struct {
 	status int
 	Code   string `json:"error"`
 	Desc   string `json:"error_description,omitempty"`
+	err    error  // an unexpected failure: answered as a problem document
 }
 
 func (e *oauthError) Error() string { return e.Code + ": " + e.Desc }
 
 func invalidRequest(desc string) *oauthError {
-	return &oauthError{http.StatusBadRequest, "invalid_request", desc}
+	return &oauthError{status: http.StatusBadRequest, Code: "invalid_request", Desc: desc}
 }
 func invalidGrant(desc string) *oauthError {
-	return &oauthError{http.StatusBadRequest, "invalid_grant", desc}
+	return &oauthError{status: http.StatusBadRequest, Code: "invalid_grant", Desc: desc}
 }
 func invalidClient(desc string) *oauthError {
-	return &oauthError{http.StatusUnauthorized, "invalid_client", desc}
+	return &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Desc: desc}
 }
 
 // writeOAuth writes v (or the oauthError err) as RFC 6749 JSON.
@@ -148,7 +149,7 @@ func (p *Provider) token(c echo.Context) error {
 			case "":
 				oerr = invalidRequest("grant_type is missing.")
 			default:
-				oerr = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "Pasee supports authorization_code and refresh_token."}
+				oerr = &oauthError{status: http.StatusBadRequest, Code: "unsupported_grant_type", Desc: "Pasee supports authorization_code and refresh_token."}
 			}
 		}
 	}
@@ -157,8 +158,8 @@ func (p *Provider) token(c echo.Context) error {
 	}
 	if oerr != nil {
 		p.metrics.tokens.WithLabelValues(grant, "error").Inc()
-		if oerr.status == 0 {
-			return errors.New(oerr.Desc)
+		if oerr.err != nil {
+			return oerr.err
 		}
 		return writeOAuth(c, 0, oerr)
 	}
@@ -168,7 +169,7 @@ func (p *Provider) token(c echo.Context) error {
 
 // serverError turns an unexpected failure into a 500 (or 503) problem.
 func serverError(err error) *oauthError {
-	return &oauthError{Code: "server_error", Desc: err.Error()}
+	return &oauthError{err: err, Code: "server_error"}
 }
 
 func (p *Provider) codeGrant(c echo.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
@@ -263,7 +264,7 @@ func (p *Provider) refreshGrant(c echo.Context, client *Client, form url.Values)
 	if asked := form.Get("scope"); asked != "" {
 		for _, s := range strings.Fields(asked) {
 			if !slices.Contains(strings.Fields(scope), s) {
-				return nil, &oauthError{http.StatusBadRequest, "invalid_scope", "A refresh cannot widen the scope."}
+				return nil, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Desc: "A refresh cannot widen the scope."}
 			}
 		}
 	}
@@ -465,7 +466,7 @@ func (p *Provider) revoke(c echo.Context) error {
 		return c.NoContent(http.StatusOK)
 	}
 	if owner, _ := claims.String("client_id"); owner != client.ID {
-		return writeOAuth(c, 0, &oauthError{http.StatusBadRequest, "unauthorized_client", "This token was issued to another client."})
+		return writeOAuth(c, 0, &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Desc: "This token was issued to another client."})
 	}
 	sid, _ := claims.String("sid")
 	if sid != "" {
