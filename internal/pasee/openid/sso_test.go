@@ -24,7 +24,7 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store paseetest.Store) {
 		e := start(t, store)
 		b := newBrowser(t)
-		tokens := exchangeApp(t, e, loginCode(t, e, b, "app", "http://app.test/cb", nil))
+		first := exchangeApp(t, e, loginCode(t, e, b, "app", "http://app.test/cb", nil))
 		// A second client: no password asked.
 		p := b.get(authorizeURL(e, "other", "http://other.test/cb", nil))
 		otherCode := codeFrom(t, p, "http://other.test/cb")
@@ -37,10 +37,13 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 		if p := b.get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"prompt": {"login"}})); p.status != 200 || !strings.Contains(p.body, "password") {
 			t.Fatalf("prompt=login did not ask for a password: %d", p.status)
 		}
-		// max_age=0: the login is too old at once.
-		if p := b.get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"max_age": {"0"}})); p.status != 200 {
+		// max_age=0: the login is too old at once. Logging in again keeps
+		// one single sign-on session, which still ends what the first opened.
+		p = b.get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"max_age": {"0"}}))
+		if p.status != 200 {
 			t.Fatalf("max_age=0 did not ask for a password: %d %v", p.status, p.location)
 		}
+		tokens := exchangeApp(t, e, codeFrom(t, b.login(e, p, "alice", alicePassword), "http://app.test/cb"))
 		// A logout to an unregistered address is refused, without redirect.
 		hint, _ := tokens["id_token"].(string)
 		wantErrorPage(t, b.get(e.pasee.URL+"/oidc/logout?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"http://evil.test/"}}.Encode()), 400, "not registered")
@@ -56,7 +59,8 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 		// The SSO session and the sessions it opened are over.
 		wantRedirectError(t, b.get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"prompt": {"none"}})), "http://app.test/cb", "login_required")
 		for _, c := range []struct{ rt, id, secret string }{
-			{tokens["refresh_token"].(string), "app", appSecret}, {other["refresh_token"].(string), "other", "other-secret-0123456789abcdef"},
+			{first["refresh_token"].(string), "app", appSecret}, {tokens["refresh_token"].(string), "app", appSecret},
+			{other["refresh_token"].(string), "other", "other-secret-0123456789abcdef"},
 		} {
 			st, out, _ := tokenPost(t, e, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.rt}}, c.id, c.secret)
 			if st != 400 || out["error"] != "invalid_grant" {
@@ -94,7 +98,7 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 		}
 		metrics, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, m := range []string{`pasee_oidc_logins_total{result="ok"} 1`, `pasee_oidc_logouts_total 1`, `pasee_oidc_token_requests_total{grant="authorization_code",result="ok"} 2`} {
+		for _, m := range []string{`pasee_oidc_logins_total{result="ok"} 2`, `pasee_oidc_logouts_total 1`, `pasee_oidc_token_requests_total{grant="authorization_code",result="ok"} 3`} {
 			if !strings.Contains(string(metrics), m) {
 				t.Fatalf("/metrics lacks %s", m)
 			}
