@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,5 +225,52 @@ func TestBruteForceProtectionOnLoginPage(t *testing.T) {
 	// The right password from the locked address waits too.
 	if w := b.login(e, p, "bob", bobPassword); w.status != http.StatusTooManyRequests {
 		t.Fatalf("the right password passes a lockout: %d", w.status)
+	}
+}
+
+// A code redeemed by many requests at once gives tokens once.
+func TestParallelCodeRedemption(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store paseetest.Store) {
+		e := start(t, store)
+		code := loginCode(t, e, newBrowser(t), "app", "http://app.test/cb", nil)
+		const n = 12
+		statuses := make(chan int, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st, _, _ := tokenPost(t, e, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://app.test/cb"}}, "app", appSecret)
+				statuses <- st
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		ok := 0
+		for st := range statuses {
+			switch st {
+			case 200:
+				ok++
+			case 400:
+			default:
+				t.Errorf("status %d", st)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d of %d parallel redemptions got tokens, want 1", ok, n)
+		}
+	})
+}
+
+// Public clients cannot introspect; an oversized state is refused.
+func TestPublicClientLimits(t *testing.T) {
+	e := start(t, paseetest.SQLite)
+	st, out, _ := formPost(t, e.pasee.URL+"/oidc/introspect", url.Values{"token": {"x"}, "client_id": {"spa"}})
+	if st != 401 || out["error"] != "invalid_client" {
+		t.Fatalf("a public client introspects: %d %v", st, out)
+	}
+	p := newBrowser(t).get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"state": {strings.Repeat("s", 5000)}}))
+	if p.status != http.StatusFound || p.location.Query().Get("error") != "invalid_request" || p.location.Query().Has("state") {
+		t.Fatalf("oversized state: %d %v", p.status, p.location)
 	}
 }
