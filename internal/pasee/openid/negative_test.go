@@ -137,6 +137,14 @@ func TestTokenRequestsRefused(t *testing.T) {
 		// A refresh token of another client.
 		st, out, _ = tokenPost(t, e, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {appRefresh}}, "other", "other-secret-0123456789abcdef")
 		want(st, out, 400, "invalid_grant")
+		// Refused without being spent: its client still refreshes with it.
+		st, out, _ = tokenPost(t, e, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {appRefresh}, "scope": {"openid email"}}, "app", appSecret)
+		if st != 200 || out["scope"] != "openid email profile groups offline_access" {
+			t.Fatalf("refresh by its own client after another's attempt: %d %v", st, out)
+		}
+		// A refresh cannot widen the scope.
+		st, out, _ = tokenPost(t, e, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {out["refresh_token"].(string)}, "scope": {"openid admin"}}, "app", appSecret)
+		want(st, out, 400, "invalid_scope")
 		// A public client: PKCE and no secret.
 		code = loginCode(t, e, b, "spa", "http://spa.test/cb", pkce)
 		st, out, _ = tokenPost(t, e, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://spa.test/cb"},

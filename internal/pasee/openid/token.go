@@ -253,28 +253,34 @@ func (p *Provider) refreshGrant(c echo.Context, client *Client, form url.Values)
 	if raw == "" {
 		return nil, invalidRequest("refresh_token is missing.")
 	}
-	rc, err := p.refresh.Verify(ctx, raw)
-	if err != nil {
-		return nil, invalidGrant("The refresh token is not valid.")
-	}
-	if owner, _ := rc.String("client_id"); owner != client.ID {
-		return nil, invalidGrant("This refresh token was issued to another client.")
-	}
-	scope, _ := rc.String("scope")
-	if asked := form.Get("scope"); asked != "" {
-		for _, s := range strings.Fields(asked) {
-			if !slices.Contains(strings.Fields(scope), s) {
-				return nil, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Desc: "A refresh cannot widen the scope."}
+	var scope string
+	var refused *oauthError
+	pair, err := p.svc.RefreshIf(ctx, raw, func(rc *token.Claims) error {
+		if owner, _ := rc.String("client_id"); owner != client.ID {
+			refused = invalidGrant("This refresh token was issued to another client.")
+			return refused
+		}
+		scope, _ = rc.String("scope")
+		if asked := form.Get("scope"); asked != "" {
+			for _, s := range strings.Fields(asked) {
+				if !slices.Contains(strings.Fields(scope), s) {
+					refused = &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Desc: "A refresh cannot widen the scope."}
+					return refused
+				}
 			}
 		}
-	}
-	pair, err := p.svc.Refresh(ctx, raw)
+		return nil
+	})
 	switch {
+	case refused != nil:
+		return nil, refused
 	case errors.Is(err, pasee.ErrReuseDetected):
 		return nil, invalidGrant("This refresh token was already used: the session is revoked.")
 	case errors.Is(err, pasee.ErrSessionRevoked), errors.Is(err, pasee.ErrBanned):
 		return nil, invalidGrant("The session is revoked or the user is banned.")
-	case errors.Is(err, token.ErrType), errors.Is(err, token.ErrExpired):
+	case errors.Is(err, token.ErrKeySetUnavailable):
+		return nil, serverError(err)
+	case err != nil && isTokenError(err):
 		return nil, invalidGrant("The refresh token is not valid.")
 	case err != nil:
 		return nil, serverError(err)
@@ -513,4 +519,15 @@ func (p *Provider) AuthenticateIntrospection(c echo.Context) error {
 		return web.Unauthorized("Client authentication required", oerr.Desc).WithHeader("WWW-Authenticate", `Basic realm="pasee"`)
 	}
 	return nil
+}
+
+// isTokenError reports whether err is a refusal of the token itself.
+func isTokenError(err error) bool {
+	for _, e := range []error{token.ErrMalformed, token.ErrAlgorithm, token.ErrHeader, token.ErrType, token.ErrUnknownKey,
+		token.ErrSignature, token.ErrExpired, token.ErrNotYetValid, token.ErrIssuer, token.ErrAudience} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
