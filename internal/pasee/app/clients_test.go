@@ -1,11 +1,17 @@
 package app
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kisee-pasee/suite/internal/settings"
 	"github.com/kisee-pasee/suite/pkg/token"
@@ -94,5 +100,45 @@ func TestClientSettings(t *testing.T) {
 	}
 	if iss, err := cfg.Issuer(); err != nil || iss != cfg.Hostname {
 		t.Fatalf("issuer %q, %v", iss, err)
+	}
+}
+
+// An issuer below hostname serves discovery under its own path, and its
+// tokens carry it.
+func TestIssuerWithPath(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "http://" + ln.Addr().String()
+	doc := "hostname = \"" + host + "\"\n" + pemKey(t) + "[jwt]\niss = \"" + host + "/tenant\"\n[storage]\nurl = \"sqlite:" + filepath.Join(t.TempDir(), "p.db") + "\"\n" +
+		kiseeProvider + client
+	src, err := settings.Parse("pasee.toml", []byte(doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := FromSource(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), cfg, Options{Version: "test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := &http.Server{Handler: a.Server, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	resp, err := http.Get(host + "/tenant/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("discovery: %d %v", resp.StatusCode, err)
+	}
+	if d["issuer"] != host+"/tenant" || d["token_endpoint"] != host+"/oidc/token" {
+		t.Fatalf("discovery %v", d)
 	}
 }
