@@ -436,12 +436,7 @@ func (p *Provider) startRedirect(c echo.Context) error {
 	if err := p.store.SetFlowVerifier(c.Request().Context(), req.ID, verifier); err != nil {
 		return err
 	}
-	start := url.Values{"idp": {idp}, "redirect_uri": {CallbackURL(p.public)}, "state": {req.ID},
-		"code_challenge": {xoauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
-	r := c.Request().Clone(c.Request().Context())
-	r.URL.RawQuery = start.Encode()
-	c.SetRequest(r)
-	return p.flow.Start(c, idp)
+	return p.flow.Begin(c, idp, CallbackURL(p.public), req.ID, xoauth2.S256ChallengeFromVerifier(verifier))
 }
 
 // callback is where the browser flow of a redirect provider returns, with
