@@ -77,7 +77,8 @@ func (p *Provider) authorize(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if sso != nil && (req.MaxAge < 0 || p.now().Sub(sso.AuthTime) <= time.Duration(req.MaxAge)*time.Second) {
+	// max_age=0 always asks for a password, as prompt=login does.
+	if sso != nil && (req.MaxAge < 0 || p.now().Sub(sso.AuthTime) < time.Duration(req.MaxAge)*time.Second) {
 		p.metrics.authorizations.WithLabelValues(client.ID, "code").Inc()
 		return p.issueCode(c, req, sso)
 	}
