@@ -334,21 +334,50 @@ func (s *Storage) SpendCode(ctx context.Context, hash string, now time.Time) (Co
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return Code{}, fail("read code", err)
 		}
+		if c.SessionID == replayedMark {
+			c.SessionID = ""
+		}
 		return c, ErrUsed
 	}
 	return Code{}, why
 }
 
+// replayedMark is the session_id of a code replayed before the session
+// its first redemption opened was recorded.
+const replayedMark = "-replayed-"
+
 // CodeOpened records the session a spent code opened, and ties it to the
-// single sign-on session that issued the code.
+// single sign-on session that issued the code. ErrUsed: the code was
+// replayed meanwhile (MarkReplayed), and the session must be revoked.
 func (s *Storage) CodeOpened(ctx context.Context, c Code, sessionID string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE pasee_oidc_codes SET session_id = $2 WHERE hash = $1`, c.Hash, sessionID); err != nil {
+	res, err := s.db.ExecContext(ctx, `UPDATE pasee_oidc_codes SET session_id = $2 WHERE hash = $1 AND session_id = ''`, c.Hash, sessionID)
+	if err != nil {
 		return fail("record code session", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		var current string
+		err := s.db.QueryRowContext(ctx, `SELECT session_id FROM pasee_oidc_codes WHERE hash = $1`, c.Hash).Scan(&current)
+		if err == nil && current == replayedMark {
+			return ErrUsed
+		}
 	}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO pasee_oidc_sso_sessions (sso, session_id) VALUES ($1, $2)`, c.SSO, sessionID); err != nil {
 		return fail("record sso session", err)
 	}
 	return nil
+}
+
+// MarkReplayed records that a spent code was presented again before the
+// session of its first redemption was recorded, so that CodeOpened
+// refuses it. It reports whether it marked the code (false: the session
+// is already recorded, and SpendCode returned it).
+func (s *Storage) MarkReplayed(ctx context.Context, hash string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE pasee_oidc_codes SET session_id = $2 WHERE hash = $1 AND session_id = ''`, hash, replayedMark)
+	if err != nil {
+		return false, fail("mark replayed code", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // Audit writes an entry of Pasee's audit log (GET /audit/).

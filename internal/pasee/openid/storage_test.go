@@ -55,6 +55,25 @@ func TestStorage(t *testing.T) {
 		if !errors.Is(err, openid.ErrUsed) || replay.SessionID != "session-1" {
 			t.Fatalf("replay: %+v %v", replay, err)
 		}
+		// A replay before the first redemption recorded its session marks
+		// the code, and the recording then fails.
+		code.Hash = "h2"
+		if err := s.SaveCode(ctx, code); err != nil {
+			t.Fatal(err)
+		}
+		first, err := s.SpendCode(ctx, "h2", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if replay, err := s.SpendCode(ctx, "h2", now); !errors.Is(err, openid.ErrUsed) || replay.SessionID != "" {
+			t.Fatalf("early replay: %+v %v", replay, err)
+		}
+		if marked, err := s.MarkReplayed(ctx, "h2"); !marked || err != nil {
+			t.Fatalf("mark: %v %v", marked, err)
+		}
+		if err := s.CodeOpened(ctx, first, "session-2"); !errors.Is(err, openid.ErrUsed) {
+			t.Fatalf("recording the session of a replayed code: %v", err)
+		}
 		if _, err := s.SpendCode(ctx, "unknown", now); !errors.Is(err, openid.ErrNotFound) {
 			t.Fatalf("unknown code: %v", err)
 		}

@@ -221,7 +221,14 @@ func (p *Provider) codeGrant(c echo.Context, client *Client, form url.Values) (*
 	}
 	if rc, err := p.refresh.Verify(ctx, pair.RefreshToken); err == nil {
 		sid, _ := rc.String("sid")
-		if err := p.store.CodeOpened(ctx, code, sid); err != nil {
+		err := p.store.CodeOpened(ctx, code, sid)
+		if errors.Is(err, ErrUsed) {
+			// Replayed while this redemption ran: neither gets tokens.
+			code.SessionID = sid
+			p.revokeReplayed(ctx, code)
+			return nil, invalidGrant("This code was already used; the tokens it gave are revoked.")
+		}
+		if err != nil {
 			p.logger.WarnContext(ctx, "openid: cannot record the session of a code", "error", err)
 		}
 	}
@@ -239,6 +246,11 @@ func (p *Provider) codeGrant(c echo.Context, client *Client, form url.Values) (*
 func (p *Provider) revokeReplayed(ctx context.Context, code Code) {
 	p.logger.WarnContext(ctx, "openid: replayed authorization code", "client", code.ClientID, "user", pasee.UserName(code.IDP, code.Subject))
 	if code.SessionID == "" {
+		// The first redemption has not recorded its session yet: mark the
+		// code, so that it revokes the session itself.
+		if _, err := p.store.MarkReplayed(ctx, code.Hash); err != nil {
+			p.logger.ErrorContext(ctx, "openid: cannot mark a replayed code", "error", err)
+		}
 		return
 	}
 	err := p.svc.Store().RevokeSession(ctx, "pasee (replayed authorization code)", code.SessionID, p.now())
