@@ -280,8 +280,16 @@ func (s *Service) sign(sess Session, groups []string) (Pair, error) {
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign access token: %w", err)
 	}
-	refresh := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.ExpiresAt, ID: sess.RefreshJTI,
-		Extra: map[string]any{"sid": sess.ID, "refresh_token": true}}
+	refresh := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.ExpiresAt, ID: sess.RefreshJTI}
+	refresh.Set("sid", sess.ID)
+	refresh.Set("refresh_token", true)
+	// A session opened for an OpenID client names it in its refresh
+	// tokens too, so that the token endpoint refuses another client's.
+	for _, k := range []string{"client_id", "scope"} {
+		if v, ok := sess.Claims[k]; ok {
+			refresh.Set(k, v)
+		}
+	}
 	rt, err := s.signer.Sign(token.TypeRefresh, refresh)
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign refresh token: %w", err)
@@ -304,9 +312,22 @@ func (s *Service) verifyRefresh(ctx context.Context, raw string) (*token.Claims,
 
 // Refresh spends a refresh token for a new pair; see Store.Rotate for reuse.
 func (s *Service) Refresh(ctx context.Context, raw string) (Pair, error) {
+	return s.RefreshIf(ctx, raw, nil)
+}
+
+// RefreshIf is Refresh for a caller that must first accept the verified
+// token's claims (the OpenID token endpoint checks its client_id): when
+// allow returns an error, the token is left unspent and the error
+// returned.
+func (s *Service) RefreshIf(ctx context.Context, raw string, allow func(*token.Claims) error) (Pair, error) {
 	c, sid, err := s.verifyRefresh(ctx, raw)
 	if err != nil {
 		return Pair{}, err
+	}
+	if allow != nil {
+		if err := allow(c); err != nil {
+			return Pair{}, err
+		}
 	}
 	// The rotation reads what the new pair needs (the user's groups) in the
 	// same statement: one round trip, and nothing left to fail once the

@@ -298,7 +298,7 @@ userinfo_url = %q
 
 [jwt]
 access_ttl = "5s"
-`, github.ClientID(), github.ClientSecret(), github.AuthURL(), github.TokenURL(), github.UserinfoURL()))
+`, github.ClientID(), github.ClientSecret(), github.AuthURL(), github.TokenURL(), github.UserinfoURL())+paseetest.IntrospectionClient)
 	github.SetRedirectURIs(pasee.URL + "/tokens/?idp=github")
 	addToGroups(t, pasee, "kisee-you", "staff")
 	return pasee, github
@@ -316,7 +316,7 @@ func login(t *testing.T, p *paseetest.Server, who string) tokens {
 // active asks Pasee whether a token is live.
 func active(t *testing.T, p *paseetest.Server, raw string) bool {
 	t.Helper()
-	r := htu.Do(t, "POST", p.URL+"/tokens/introspect", map[string]string{"token": raw}).WantStatus(t, 200)
+	r := htu.Do(t, "POST", p.URL+"/tokens/introspect", map[string]string{"token": raw}, paseetest.IntrospectionAuth()...).WantStatus(t, 200)
 	return r.JSON["active"] == true
 }
 

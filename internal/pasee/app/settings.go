@@ -47,6 +47,9 @@ type Settings struct {
 	RateLimit settings.RateLimit `toml:"rate_limit"`
 	Log       settings.Log       `toml:"log"`
 	LegacySettings
+	// Clients and OIDC make Pasee an OpenID Provider (clients.go).
+	Clients []ClientSettings `toml:"clients"`
+	OIDC    OIDCSettings     `toml:"oidc"`
 }
 
 // ProviderSettings is one [[identity_providers]] entry.
@@ -76,6 +79,8 @@ type Config struct {
 	Legacy []LegacyKey
 	// Warnings are settings accepted with a warning, logged at start.
 	Warnings []string
+	// RSAKey signs RS256 ID tokens ([oidc] rsa_private_key); nil: none.
+	RSAKey *token.PrivateKey
 }
 
 // DefaultKeyFile is where Pasee keeps its generated key when it runs
@@ -128,6 +133,9 @@ func FromSource(src *settings.Source) (*Config, error) {
 	if err := cfg.mapLegacyAlgorithm(); err != nil {
 		return nil, err
 	}
+	if err := cfg.loadRSAKey(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -168,6 +176,9 @@ func checked(src *settings.Source) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.checkTransport(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkOpenID(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
