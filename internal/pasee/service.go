@@ -274,6 +274,13 @@ func (s *Service) sign(sess Session, groups []string) (Pair, error) {
 	refresh := token.Claims{Issuer: s.issuer, Subject: sess.User, IssuedAt: sess.IssuedAt, ExpiresAt: sess.ExpiresAt, ID: sess.RefreshJTI}
 	refresh.Set("sid", sess.ID)
 	refresh.Set("refresh_token", true)
+	// A session opened for an OpenID client names it in its refresh
+	// tokens too, so that the token endpoint refuses another client's.
+	for _, k := range []string{"client_id", "scope"} {
+		if v, ok := sess.Claims[k]; ok {
+			refresh.Set(k, v)
+		}
+	}
 	rt, err := s.signer.Sign(token.TypeRefresh, refresh)
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign refresh token: %w", err)

@@ -35,6 +35,9 @@ type Handler struct {
 	publicPEM string
 	// Flow handles the browser flow of oauth2/oidc providers; nil: none.
 	flow RedirectFlow
+	// introspectAuth authenticates callers of POST /tokens/introspect;
+	// nil: every call is refused (401).
+	introspectAuth func(echo.Context) error
 }
 
 // RedirectFlow is the front-end login flow (GET /tokens/?idp=...&redirect_uri=...,
@@ -50,6 +53,12 @@ type Option func(*Handler)
 
 // WithRedirectFlow plugs in the OAuth2/OIDC browser flow.
 func WithRedirectFlow(f RedirectFlow) Option { return func(h *Handler) { h.flow = f } }
+
+// WithIntrospectionAuth makes POST /tokens/introspect answer callers that
+// auth accepts (declared clients); without it, nobody.
+func WithIntrospectionAuth(auth func(echo.Context) error) Option {
+	return func(h *Handler) { h.introspectAuth = auth }
+}
 
 // Register adds Pasee's routes to s.
 func Register(s *web.Server, svc *pasee.Service, cfg Config, opts ...Option) error {

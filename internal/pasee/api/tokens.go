@@ -208,6 +208,11 @@ func (h *Handler) deleteTokens(c echo.Context) error {
 }
 
 func (h *Handler) introspect(c echo.Context) error {
+	if h.introspectAuth != nil {
+		if err := h.introspectAuth(c); err != nil {
+			return err
+		}
+	}
 	var body struct {
 		Token *string `json:"token"`
 	}

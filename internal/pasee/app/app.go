@@ -19,6 +19,7 @@ import (
 	"github.com/kisee-pasee/suite/internal/pasee/adminui"
 	"github.com/kisee-pasee/suite/internal/pasee/api"
 	"github.com/kisee-pasee/suite/internal/pasee/flow"
+	"github.com/kisee-pasee/suite/internal/pasee/openid"
 	kiseeprovider "github.com/kisee-pasee/suite/internal/pasee/provider/kisee"
 	oauth2provider "github.com/kisee-pasee/suite/internal/pasee/provider/oauth2"
 	oidcprovider "github.com/kisee-pasee/suite/internal/pasee/provider/oidc"
@@ -145,6 +146,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		return nil, cfg.Source.Errorf("cors", "%v", err)
 	}
 	var apiOpts []api.Option
+	var browserFlow *flow.Flow
+	var flowStorage *flow.SQLStorage
 	if slices.ContainsFunc(providers, func(p pasee.Provider) bool { _, ok := p.(pasee.RedirectLogin); return ok }) {
 		// The browser flow of oauth2/oidc providers keeps its states and
 		// codes in the same database, shared by every instance.
@@ -153,16 +156,28 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 			return nil, fmt.Errorf("storage.url %s: %w", sqldb.Scrub(cfg.Storage.URL), err)
 		}
 		a.closers = append(a.closers, fs)
-		apiOpts = append(apiOpts, api.WithRedirectFlow(flow.New(flow.Config{
+		flowStorage = fs
+		browserFlow = flow.New(flow.Config{
 			Service: a.Service, Storage: fs, Keys: cfg.Keys, LegacyES256K: cfg.JWT.LegacyES256K,
 			Issuer: cfg.JWT.Iss, PublicURL: cfg.Hostname, AllowedRedirectURIs: redirectURIs(cfg), Logger: a.Logger,
-		})))
+		})
+		apiOpts = append(apiOpts, api.WithRedirectFlow(browserFlow))
+	}
+	op, err := a.openIDProvider(ctx, reg, browserFlow, flowStorage)
+	if err != nil {
+		return nil, err
+	}
+	if op != nil {
+		apiOpts = append(apiOpts, api.WithIntrospectionAuth(op.AuthenticateIntrospection))
 	}
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}, apiOpts...); err != nil {
 		return nil, err
 	}
 	if err := adminui.Register(a.Server, adminui.Config{PublicURL: cfg.Hostname, Providers: providers, Version: o.Version}); err != nil {
 		return nil, err
+	}
+	if op != nil {
+		op.Register(a.Server)
 	}
 	a.Server.Route(http.MethodGet, "/status", a.statusPage(o.Version, counters).Handler())
 	ok = true
@@ -175,10 +190,15 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 // Pasee's own callback.
 func redirectURIs(cfg *Config) []string {
 	own := adminui.RedirectURI(cfg.Hostname)
-	if slices.Contains(cfg.CORS.AllowedRedirectURIs, own) {
-		return cfg.CORS.AllowedRedirectURIs
+	out := cfg.CORS.AllowedRedirectURIs
+	if !slices.Contains(out, own) {
+		out = append(slices.Clone(out), own)
 	}
-	return append(slices.Clone(cfg.CORS.AllowedRedirectURIs), own)
+	if op := openid.CallbackURL(cfg.Hostname); len(cfg.Clients) > 0 && !slices.Contains(out, op) {
+		// The login page's redirect-provider buttons come back there.
+		out = append(slices.Clone(out), op)
+	}
+	return out
 }
 
 // limiter builds the brute-force protection of [rate_limit]; store "sql"

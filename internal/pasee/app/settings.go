@@ -44,6 +44,9 @@ type Settings struct {
 	} `toml:"cors"`
 	RateLimit settings.RateLimit `toml:"rate_limit"`
 	Log       settings.Log       `toml:"log"`
+	// Clients and OIDC make Pasee an OpenID Provider (clients.go).
+	Clients []ClientSettings `toml:"clients"`
+	OIDC    OIDCSettings     `toml:"oidc"`
 }
 
 // ProviderSettings is one [[identity_providers]] entry.
@@ -65,6 +68,8 @@ type Config struct {
 	Source       *settings.Source
 	Keys         token.KeyRing
 	KeyGenerated bool
+	// RSAKey signs RS256 ID tokens ([oidc] rsa_private_key); nil: none.
+	RSAKey *token.PrivateKey
 }
 
 // DefaultKeyFile is where Pasee keeps its generated key when it runs
@@ -114,6 +119,9 @@ func FromSource(src *settings.Source) (*Config, error) {
 	if cfg.Keys, cfg.KeyGenerated, err = src.KeyRing(prefix, keys, DefaultKeyFile, "pasee"); err != nil {
 		return nil, err
 	}
+	if err := cfg.loadRSAKey(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -135,6 +143,9 @@ func checked(src *settings.Source) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkOpenID(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
