@@ -180,7 +180,7 @@ max_failures = 100000
 		fmt.Sprintf("[[identity_providers]]\nname = \"evil\"\nprotocol = \"kisee\"\nendpoint = %q\n[identity_providers.settings]\ntimeout = \"2s\"\n", e.evil.URL) +
 		fmt.Sprintf("[[identity_providers]]\nname = \"github\"\nprotocol = \"oauth2\"\n[identity_providers.settings]\npreset = \"github\"\napp_id = %q\napp_secret = %q\nauth_url = %q\ntoken_url = %q\nuserinfo_url = %q\n",
 			e.github.ClientID(), e.github.ClientSecret(), e.github.AuthURL(), e.github.TokenURL(), e.github.UserinfoURL())
-	e.pasee = paseetest.Start(t, store, doc)
+	e.pasee = paseetest.Start(t, store, doc+paseetest.IntrospectionClient)
 	e.github.SetRedirectURIs(e.pasee.URL + "/tokens/?idp=github")
 	e.paseeURL = serve(t, e.pasee.App.Server)
 	e.paseeKey = ecdsaKey(t, e.pasee.Key)

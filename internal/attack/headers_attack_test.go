@@ -75,7 +75,7 @@ func TestSecurityHeadersOnEveryRoute(t *testing.T) {
 		t.Errorf("Pasee POST /tokens/: Pragma %q", login.header.Get("Pragma"))
 	}
 	noStore("Pasee POST /tokens/?refresh", do(t, "POST", e.paseeURL+"/tokens/?refresh", nil, bearer(login.json["refresh_token"].(string))...), 201)
-	noStore("Pasee POST /tokens/introspect", do(t, "POST", e.paseeURL+"/tokens/introspect", map[string]string{"token": e.bob.access}), 200)
+	noStore("Pasee POST /tokens/introspect", do(t, "POST", e.paseeURL+"/tokens/introspect", map[string]string{"token": e.bob.access}, paseetest.IntrospectionAuth()...), 200)
 	noStore("Kisee GET /password_recoveries/ with a reset token", do(t, "GET", e.kiseeURL+"/password_recoveries/", nil, bearer(e.aliceReset)...), 200)
 	t.Logf("security headers checked on %d answers", checked)
 }
@@ -84,7 +84,7 @@ func TestSecurityHeadersOnEveryRoute(t *testing.T) {
 // documents: the JSON-Home, the keys, the API description.
 func publicDocument(path string) bool {
 	switch strings.TrimSuffix(path, "/") {
-	case "", "/jwks.json", "/public-key", "/openapi.yaml":
+	case "", "/jwks.json", "/public-key", "/openapi.yaml", "/.well-known/openid-configuration":
 		return true
 	}
 	return false

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/kisee-pasee/suite/internal/pasee/paseetest"
 )
 
 // sizeAttacks are oversized tokens and headers.
@@ -55,7 +57,7 @@ func (e *env) bodyRoutes() []bodyRoute {
 		{"kisee", "POST", "/password_recoveries/", nil},
 		{"kisee", "POST", "/forgotten-passwords/", nil},
 		{"pasee", "POST", "/tokens/?idp=kisee", nil},
-		{"pasee", "POST", "/tokens/introspect", nil},
+		{"pasee", "POST", "/tokens/introspect", paseetest.IntrospectionAuth()},
 		{"pasee", "POST", "/tokens/?grant=code", nil},
 		{"pasee", "POST", "/groups/", bearer(e.bob.access)},
 		{"pasee", "POST", "/groups/staff/", bearer(e.bob.access)},

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kisee-pasee/suite/internal/pasee/paseetest"
 )
 
 // target is where a kind of token is presented, and the refusal expected.
@@ -213,7 +215,7 @@ func (e *env) tokenAttacks(t *testing.T) []attack {
 			if f.key == e.paseeKey {
 				out = append(out, attack{
 					name: f.label + ", " + fg.name + ", at Pasee POST /tokens/introspect", svc: "pasee", method: "POST", path: "/tokens/introspect",
-					body: map[string]string{"token": fg.token}, status: 200,
+					body: map[string]string{"token": fg.token}, headers: paseetest.IntrospectionAuth(), status: 200,
 					check: func(t *testing.T, r *response) {
 						if r.json["active"] != false {
 							t.Fatalf("forgery introspected as %s", r.body)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kisee-pasee/suite/internal/kisee/mail/smtptest"
+	"github.com/kisee-pasee/suite/internal/pasee/paseetest"
 )
 
 // exchange is one request of the flow and its answer.
@@ -163,7 +164,7 @@ endpoint = %q
 registration = true
 [identity_providers.settings]
 claims = ["email"]
-`, pp, paseeKey, kiseeURL+"/"))
+`, pp, paseeKey, kiseeURL+"/")+paseetest.IntrospectionClient)
 	kisee := Start(t, "kisee", bins["kisee"], dir, kiseeURL, nil, "--settings", "kisee.toml")
 	pasee := Start(t, "pasee", bins["pasee"], dir, paseeURL, nil, "--settings-file", "pasee.toml")
 
@@ -188,8 +189,8 @@ claims = ["email"]
 	r.want(r.do("GET", paseeURL+"/users/kisee-carol", nil, "Authorization", "Bearer "+access), 200)
 	r.want(r.do("POST", paseeURL+"/tokens/?idp=kisee", nil, "Authorization", "Bearer "+id1), 201)
 	next := r.want(r.do("POST", paseeURL+"/tokens/?refresh", nil, "Authorization", "Bearer "+refresh), 201)
-	r.want(r.do("POST", paseeURL+"/tokens/introspect", map[string]string{"token": next.issued[0]}), 200)
-	r.want(r.do("POST", paseeURL+"/tokens/introspect", map[string]string{"token": next.issued[1]}), 200)
+	r.want(r.do("POST", paseeURL+"/tokens/introspect", map[string]string{"token": next.issued[0]}, paseetest.IntrospectionAuth()...), 200)
+	r.want(r.do("POST", paseeURL+"/tokens/introspect", map[string]string{"token": next.issued[1]}, paseetest.IntrospectionAuth()...), 200)
 	// Refused tokens: their details must not echo them.
 	r.want(r.do("GET", paseeURL+"/groups/", nil, "Authorization", "Bearer "+next.issued[1]), 401)
 	r.want(r.do("POST", paseeURL+"/tokens/?refresh", nil, "Authorization", "Bearer "+next.issued[0]), 401)

@@ -303,9 +303,22 @@ func (s *Service) verifyRefresh(ctx context.Context, raw string) (*token.Claims,
 
 // Refresh spends a refresh token for a new pair; see Store.Rotate for reuse.
 func (s *Service) Refresh(ctx context.Context, raw string) (Pair, error) {
+	return s.RefreshIf(ctx, raw, nil)
+}
+
+// RefreshIf is Refresh for a caller that must first accept the verified
+// token's claims (the OpenID token endpoint checks its client_id): when
+// allow returns an error, the token is left unspent and the error
+// returned.
+func (s *Service) RefreshIf(ctx context.Context, raw string, allow func(*token.Claims) error) (Pair, error) {
 	c, sid, err := s.verifyRefresh(ctx, raw)
 	if err != nil {
 		return Pair{}, err
+	}
+	if allow != nil {
+		if err := allow(c); err != nil {
+			return Pair{}, err
+		}
 	}
 	// Read what the new pair needs before rotating, so that the rotation
 	// is the last thing that can fail. Found by the PostgreSQL fault tests

@@ -2,7 +2,6 @@ package browser_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -308,13 +307,7 @@ userinfo_url = %q
 
 [jwt]
 access_ttl = "5s"
-
-# A confidential client, for the test to introspect tokens with.
-[[clients]]
-id = %q
-secret = %q
-redirect_uris = ["http://127.0.0.1:9/unused"]
-`, github.ClientID(), github.ClientSecret(), github.AuthURL(), github.TokenURL(), github.UserinfoURL(), introspector, introspectorSecret))
+`, github.ClientID(), github.ClientSecret(), github.AuthURL(), github.TokenURL(), github.UserinfoURL())+paseetest.IntrospectionClient)
 	github.SetRedirectURIs(pasee.URL + "/tokens/?idp=github")
 	addToGroups(t, pasee, "kisee-you", "staff")
 	return pasee, github
@@ -329,14 +322,10 @@ func login(t *testing.T, p *paseetest.Server, who string) tokens {
 	return tokens{r.JSON["access_token"].(string), r.JSON["refresh_token"].(string)}
 }
 
-// The client the test introspects tokens as.
-const introspector, introspectorSecret = "introspector", "introspector-secret-long-enough"
-
 // active asks Pasee whether a token is live.
 func active(t *testing.T, p *paseetest.Server, raw string) bool {
 	t.Helper()
-	basic := base64.StdEncoding.EncodeToString([]byte(introspector + ":" + introspectorSecret))
-	r := htu.Do(t, "POST", p.URL+"/tokens/introspect", map[string]string{"token": raw}, "Authorization", "Basic "+basic).WantStatus(t, 200)
+	r := htu.Do(t, "POST", p.URL+"/tokens/introspect", map[string]string{"token": raw}, paseetest.IntrospectionAuth()...).WantStatus(t, 200)
 	return r.JSON["active"] == true
 }
 

@@ -92,7 +92,7 @@ func TestRevokeUserSessions(t *testing.T) {
 		}
 		for _, p := range []pair{first, second} {
 			Do(t, "POST", s.pasee.URL+"/tokens/?refresh", nil, Bearer(p.refresh)...).WantProblem(t, 401, "Session revoked")
-			r := Do(t, "POST", s.pasee.URL+"/tokens/introspect", map[string]string{"token": p.access}).WantStatus(t, 200)
+			r := Do(t, "POST", s.pasee.URL+"/tokens/introspect", map[string]string{"token": p.access}, paseetest.IntrospectionAuth()...).WantStatus(t, 200)
 			if r.JSON["active"] != false {
 				t.Fatalf("an access token of a revoked session is introspected as active: %s", r.Body)
 			}

@@ -24,7 +24,7 @@ type suite struct {
 func start(t *testing.T, store paseetest.Store, extra string) *suite {
 	t.Helper()
 	k := kiseetest.Start(t, "")
-	p := paseetest.Start(t, store, paseetest.KiseeProvider("kisee", k.URL)+extra)
+	p := paseetest.Start(t, store, paseetest.KiseeProvider("kisee", k.URL)+extra+paseetest.IntrospectionClient)
 	return &suite{kisee: k, pasee: p}
 }
 
@@ -83,7 +83,7 @@ func startPeople(t *testing.T, store paseetest.Store) (*suite, map[string]string
 		doc += "[[identity_backend.options.users]]\nusername = \"" + p + "\"\npassword = \"" + p + " password\"\n"
 	}
 	k := kiseetest.Start(t, doc)
-	s := &suite{kisee: k, pasee: paseetest.Start(t, store, paseetest.KiseeProvider("kisee", k.URL))}
+	s := &suite{kisee: k, pasee: paseetest.Start(t, store, paseetest.KiseeProvider("kisee", k.URL)+paseetest.IntrospectionClient)}
 	s.addToGroups(t, "kisee-you", "staff")
 	tokens := map[string]string{}
 	for _, p := range people {

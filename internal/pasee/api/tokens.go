@@ -23,7 +23,10 @@ func (h *Handler) getTokens(c echo.Context) error {
 			return web.BadRequest("Identity provider not implemented", fmt.Sprintf("No identity provider is named %q.", idp))
 		}
 		if _, redirect := p.(pasee.RedirectLogin); redirect && h.flow != nil {
-			if c.QueryParam("state") != "" && (c.QueryParam("code") != "" || c.QueryParam("error") != "") && c.QueryParam("redirect_uri") == "" {
+			// A provider's answer (code or error) is a callback even when its
+			// state is empty or missing: a broken callback gets 400, it does
+			// not start a new login.
+			if (c.QueryParam("code") != "" || c.QueryParam("error") != "") && c.QueryParam("redirect_uri") == "" {
 				return h.flow.Callback(c, idp)
 			}
 			return h.flow.Start(c, idp)
@@ -208,10 +211,13 @@ func (h *Handler) deleteTokens(c echo.Context) error {
 }
 
 func (h *Handler) introspect(c echo.Context) error {
-	if h.introspectAuth != nil {
-		if err := h.introspectAuth(c); err != nil {
-			return err
-		}
+	if h.introspectAuth == nil {
+		return web.Unauthorized("Client authentication required",
+			"Introspection is for declared clients: add a [[clients]] entry with a secret and send its id and secret in Authorization: Basic.").
+			WithHeader("WWW-Authenticate", `Basic realm="pasee"`)
+	}
+	if err := h.introspectAuth(c); err != nil {
+		return err
 	}
 	var body struct {
 		Token *string `json:"token"`

@@ -212,7 +212,7 @@ func TestLogoutAndIntrospection(t *testing.T) {
 		s := start(t, store, "")
 		p := s.login(t, "bob", bobPassword)
 		intro := func(tok string) map[string]any {
-			return Do(t, "POST", s.pasee.URL+"/tokens/introspect", map[string]string{"token": tok}).WantStatus(t, 200).JSON
+			return Do(t, "POST", s.pasee.URL+"/tokens/introspect", map[string]string{"token": tok}, paseetest.IntrospectionAuth()...).WantStatus(t, 200).JSON
 		}
 		if a := intro(p.access); a["active"] != true || a["sub"] != "kisee-bob" || a["token_type"] != "access_token" {
 			t.Fatalf("introspect access: %v", a)
@@ -223,7 +223,12 @@ func TestLogoutAndIntrospection(t *testing.T) {
 		if a := intro("garbage"); a["active"] != false || len(a) != 1 {
 			t.Fatalf("introspect garbage: %v", a)
 		}
-		Do(t, "POST", s.pasee.URL+"/tokens/introspect", `{}`).WantProblem(t, 400, "Missing token")
+		Do(t, "POST", s.pasee.URL+"/tokens/introspect", `{}`, paseetest.IntrospectionAuth()...).WantProblem(t, 400, "Missing token")
+		// Anonymous callers, and wrong or public credentials, get 401.
+		Do(t, "POST", s.pasee.URL+"/tokens/introspect", map[string]string{"token": p.access}).WantProblem(t, 401, "Client authentication required")
+		Do(t, "POST", s.pasee.URL+"/tokens/introspect", map[string]string{"token": p.access}, "Authorization", "Basic cmVzb3VyY2Utc2VydmVyOndyb25n").
+			WantProblem(t, 401, "Client authentication required")
+		Do(t, "POST", s.pasee.URL+"/tokens/introspect", map[string]string{"token": p.access}, Bearer(p.access)...).WantProblem(t, 401, "Client authentication required")
 		Do(t, "DELETE", s.pasee.URL+"/tokens/", nil, Bearer(p.access)...).WantProblem(t, 401, "Token is not a refresh token")
 		Do(t, "DELETE", s.pasee.URL+"/tokens/", nil, Bearer(p.refresh)...).WantStatus(t, 204)
 		Do(t, "POST", s.pasee.URL+"/tokens/?refresh", nil, Bearer(p.refresh)...).WantProblem(t, 401, "Session revoked")

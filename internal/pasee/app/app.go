@@ -167,7 +167,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if op != nil && len(cfg.Clients) > 0 { // the administration page's built-in client alone changes nothing here
+	if op != nil {
 		apiOpts = append(apiOpts, api.WithIntrospectionAuth(op.AuthenticateIntrospection))
 	}
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}, apiOpts...); err != nil {

@@ -204,6 +204,13 @@ func TestStateIsSignedSingleUseAndExpiring(t *testing.T) {
 			at, _ := token.NewSigner(e.key).Sign(token.TypeAccess, c)
 			get(t, e.pasee.URL+"/tokens/?idp=github&code=abc&state="+at).wantProblem(t, 400, flow.TitleInvalidState)
 		})
+		t.Run("empty or missing", func(t *testing.T) {
+			// A callback whose state was lost is broken: 400, not a new
+			// login (a 302 to the provider).
+			for _, q := range []string{"code=abc&state=", "code=abc", "error=access_denied&state=", "error=access_denied"} {
+				get(t, e.pasee.URL+"/tokens/?idp=github&"+q).wantProblem(t, 400, flow.TitleInvalidState)
+			}
+		})
 		t.Run("issued for another provider", func(t *testing.T) {
 			cb := atProvider(t, e.pasee.begin(t, url.Values{"idp": {"github"}, "redirect_uri": {appCallback}}))
 			q := cb.Query()

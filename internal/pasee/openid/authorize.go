@@ -308,6 +308,13 @@ func (p *Provider) openSSO(c echo.Context, pair pasee.Pair) (*SSO, error) {
 	if err := p.store.SaveSSO(ctx, sso); err != nil {
 		return nil, err
 	}
+	if ck, err := c.Cookie(SSOCookie); err == nil && ck.Value != "" && len(ck.Value) <= 64 {
+		if prev, err := p.store.GetSSO(ctx, hashOf(ck.Value), now); err == nil && prev.User == sso.User {
+			if err := p.store.ReplaceSSO(ctx, prev.Hash, sso.Hash, now); err != nil {
+				p.logger.WarnContext(ctx, "openid: cannot replace the previous single sign-on session", "error", err)
+			}
+		}
+	}
 	c.SetCookie(p.cookie(SSOCookie, value, sso.ExpiresAt.Sub(now)))
 	return &sso, nil
 }

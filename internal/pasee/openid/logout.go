@@ -107,7 +107,7 @@ func (p *Provider) logout(c echo.Context) error {
 		}
 		return c.Redirect(http.StatusFound, withParams(back, v))
 	}
-	return p.render(c, http.StatusOK, pageData{Title: "Logged out", Fatal: true, Detail: "You are logged out of Pasee."})
+	return p.render(c, http.StatusOK, pageData{Title: "Logged out", Done: true, Detail: "You are logged out of Pasee."})
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -55,8 +55,15 @@ type env struct {
 
 func start(t *testing.T, store paseetest.Store) *env {
 	t.Helper()
-	k := kiseetest.Start(t, "")
-	p := paseetest.Start(t, store, paseetest.KiseeProvider("kisee", k.URL)+clients)
+	return startWith(t, store, "", "")
+}
+
+// startWith starts Kisee with kiseeExtra settings and Pasee with
+// paseeExtra (top-level tables) in front of its provider and clients.
+func startWith(t *testing.T, store paseetest.Store, kiseeExtra, paseeExtra string) *env {
+	t.Helper()
+	k := kiseetest.Start(t, kiseeExtra)
+	p := paseetest.Start(t, store, paseeExtra+paseetest.KiseeProvider("kisee", k.URL)+clients)
 	return &env{kisee: k, pasee: p}
 }
 

@@ -41,7 +41,8 @@ type pageData struct {
 	// Logout confirmation.
 	Logout       bool
 	LogoutParams map[string]string
-	// Error page.
+	// Error page, or (Done) a plain message.
+	Done   bool
 	Fatal  bool
 	Detail string
 }

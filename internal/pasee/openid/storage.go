@@ -369,3 +369,23 @@ func (s *Storage) SetFlowVerifier(ctx context.Context, id, verifier string) erro
 	}
 	return nil
 }
+
+// ReplaceSSO ends the single sign-on session old and hands the sessions it
+// opened (its anchor included) to next, so that logging out of next ends
+// them too: a user who logs in again in the same browser (prompt=login,
+// max_age) has one single sign-on session, not two.
+func (s *Storage) ReplaceSSO(ctx context.Context, old, next string, now time.Time) error {
+	ids, err := s.EndSSO(ctx, old, now)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO pasee_oidc_sso_sessions (sso, session_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, next, id); err != nil {
+			return fail("move sso sessions", err)
+		}
+	}
+	return nil
+}

@@ -27,18 +27,19 @@ type oauthError struct {
 	status int
 	Code   string `json:"error"`
 	Desc   string `json:"error_description,omitempty"`
+	err    error  // an unexpected failure: answered as a problem document
 }
 
 func (e *oauthError) Error() string { return e.Code + ": " + e.Desc }
 
 func invalidRequest(desc string) *oauthError {
-	return &oauthError{http.StatusBadRequest, "invalid_request", desc}
+	return &oauthError{status: http.StatusBadRequest, Code: "invalid_request", Desc: desc}
 }
 func invalidGrant(desc string) *oauthError {
-	return &oauthError{http.StatusBadRequest, "invalid_grant", desc}
+	return &oauthError{status: http.StatusBadRequest, Code: "invalid_grant", Desc: desc}
 }
 func invalidClient(desc string) *oauthError {
-	return &oauthError{http.StatusUnauthorized, "invalid_client", desc}
+	return &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Desc: desc}
 }
 
 // writeOAuth writes v (or the oauthError err) as RFC 6749 JSON.
@@ -148,7 +149,7 @@ func (p *Provider) token(c echo.Context) error {
 			case "":
 				oerr = invalidRequest("grant_type is missing.")
 			default:
-				oerr = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "Pasee supports authorization_code and refresh_token."}
+				oerr = &oauthError{status: http.StatusBadRequest, Code: "unsupported_grant_type", Desc: "Pasee supports authorization_code and refresh_token."}
 			}
 		}
 	}
@@ -157,8 +158,8 @@ func (p *Provider) token(c echo.Context) error {
 	}
 	if oerr != nil {
 		p.metrics.tokens.WithLabelValues(grant, "error").Inc()
-		if oerr.status == 0 {
-			return errors.New(oerr.Desc)
+		if oerr.err != nil {
+			return oerr.err
 		}
 		return writeOAuth(c, 0, oerr)
 	}
@@ -168,7 +169,7 @@ func (p *Provider) token(c echo.Context) error {
 
 // serverError turns an unexpected failure into a 500 (or 503) problem.
 func serverError(err error) *oauthError {
-	return &oauthError{Code: "server_error", Desc: err.Error()}
+	return &oauthError{err: err, Code: "server_error"}
 }
 
 func (p *Provider) codeGrant(c echo.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
@@ -252,28 +253,34 @@ func (p *Provider) refreshGrant(c echo.Context, client *Client, form url.Values)
 	if raw == "" {
 		return nil, invalidRequest("refresh_token is missing.")
 	}
-	rc, err := p.refresh.Verify(ctx, raw)
-	if err != nil {
-		return nil, invalidGrant("The refresh token is not valid.")
-	}
-	if owner, _ := rc.String("client_id"); owner != client.ID {
-		return nil, invalidGrant("This refresh token was issued to another client.")
-	}
-	scope, _ := rc.String("scope")
-	if asked := form.Get("scope"); asked != "" {
-		for _, s := range strings.Fields(asked) {
-			if !slices.Contains(strings.Fields(scope), s) {
-				return nil, &oauthError{http.StatusBadRequest, "invalid_scope", "A refresh cannot widen the scope."}
+	var scope string
+	var refused *oauthError
+	pair, err := p.svc.RefreshIf(ctx, raw, func(rc *token.Claims) error {
+		if owner, _ := rc.String("client_id"); owner != client.ID {
+			refused = invalidGrant("This refresh token was issued to another client.")
+			return refused
+		}
+		scope, _ = rc.String("scope")
+		if asked := form.Get("scope"); asked != "" {
+			for _, s := range strings.Fields(asked) {
+				if !slices.Contains(strings.Fields(scope), s) {
+					refused = &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Desc: "A refresh cannot widen the scope."}
+					return refused
+				}
 			}
 		}
-	}
-	pair, err := p.svc.Refresh(ctx, raw)
+		return nil
+	})
 	switch {
+	case refused != nil:
+		return nil, refused
 	case errors.Is(err, pasee.ErrReuseDetected):
 		return nil, invalidGrant("This refresh token was already used: the session is revoked.")
 	case errors.Is(err, pasee.ErrSessionRevoked), errors.Is(err, pasee.ErrBanned):
 		return nil, invalidGrant("The session is revoked or the user is banned.")
-	case errors.Is(err, token.ErrType), errors.Is(err, token.ErrExpired):
+	case errors.Is(err, token.ErrKeySetUnavailable):
+		return nil, serverError(err)
+	case err != nil && isTokenError(err):
 		return nil, invalidGrant("The refresh token is not valid.")
 	case err != nil:
 		return nil, serverError(err)
@@ -465,7 +472,7 @@ func (p *Provider) revoke(c echo.Context) error {
 		return c.NoContent(http.StatusOK)
 	}
 	if owner, _ := claims.String("client_id"); owner != client.ID {
-		return writeOAuth(c, 0, &oauthError{http.StatusBadRequest, "unauthorized_client", "This token was issued to another client."})
+		return writeOAuth(c, 0, &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Desc: "This token was issued to another client."})
 	}
 	sid, _ := claims.String("sid")
 	if sid != "" {
@@ -500,20 +507,27 @@ func (p *Provider) introspect(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// AuthenticateIntrospection checks the client credentials (Basic, or
-// client_id and client_secret in a form body) of a caller of Pasee's own
-// POST /tokens/introspect: a confidential client, else 401.
+// AuthenticateIntrospection checks the client credentials of a caller of
+// Pasee's own POST /tokens/introspect (a JSON API): a confidential client
+// in Authorization: Basic, else 401.
 func (p *Provider) AuthenticateIntrospection(c echo.Context) error {
-	id, secret, ok := c.Request().BasicAuth()
-	if !ok {
+	if _, _, ok := c.Request().BasicAuth(); !ok {
 		return web.Unauthorized("Client authentication required",
 			"Introspection is for declared clients: send the client id and secret in Authorization: Basic.").WithHeader("WWW-Authenticate", `Basic realm="pasee"`)
 	}
-	form := url.Values{}
-	_ = id
-	_ = secret
-	if _, oerr := p.authenticateClient(c, form, false); oerr != nil {
+	if _, oerr := p.authenticateClient(c, url.Values{}, false); oerr != nil {
 		return web.Unauthorized("Client authentication required", oerr.Desc).WithHeader("WWW-Authenticate", `Basic realm="pasee"`)
 	}
 	return nil
+}
+
+// isTokenError reports whether err is a refusal of the token itself.
+func isTokenError(err error) bool {
+	for _, e := range []error{token.ErrMalformed, token.ErrAlgorithm, token.ErrHeader, token.ErrType, token.ErrUnknownKey,
+		token.ErrSignature, token.ErrExpired, token.ErrNotYetValid, token.ErrIssuer, token.ErrAudience} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ package paseetest
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -119,4 +120,26 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// The confidential client of IntrospectionClient.
+const (
+	IntrospectionClientID     = "resource-server"
+	IntrospectionClientSecret = "resource-server-secret-0123456789"
+)
+
+// IntrospectionClient is a [[clients]] entry for tests that call
+// POST /tokens/introspect, which requires client authentication; send
+// IntrospectionAuth with the request.
+const IntrospectionClient = `
+[[clients]]
+id = "` + IntrospectionClientID + `"
+secret = "` + IntrospectionClientSecret + `"
+redirect_uris = ["http://resource-server.test/unused"]
+`
+
+// IntrospectionAuth is the Authorization header (name, value) of
+// IntrospectionClient.
+func IntrospectionAuth() []string {
+	return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(IntrospectionClientID+":"+IntrospectionClientSecret))}
 }
