@@ -97,7 +97,8 @@ func serveSPA(t *testing.T, pasee func() string) *httptest.Server {
 // through Pasee's login page, with Kisee (password) and with an OAuth 2.0
 // provider (redirect); it shows the user's groups from the access token,
 // renews it with the refresh token before it expires, and logs out at
-// Pasee's end-session endpoint, which ends the single sign-on session.
+// Pasee's end-session endpoint, which ends the single sign-on session; a
+// user who declines at the provider comes back with access_denied.
 func TestSinglePageApp(t *testing.T) {
 	ctx := browser(t)
 	started := time.Now()
@@ -243,6 +244,19 @@ allowed_origins = [%q]
 		t.Fatalf("user after single sign-on %q", user)
 	}
 	logout(t, ctx, spa.URL+"/")
+
+	// Declining at the provider brings the user back to the app with
+	// access_denied, shown; the address bar is clean again.
+	do("decline at GitHub",
+		chromedp.Click(chromedp.ID("login-button")),
+		chromedp.WaitVisible(chromedp.CSS(`form:has(input[name=idp][value=github]) button`)),
+		chromedp.Click(chromedp.CSS(`form:has(input[name=idp][value=github]) button`)),
+		chromedp.WaitVisible(chromedp.ID("deny")),
+		chromedp.Click(chromedp.ID("deny")),
+	)
+	if !waitUntil(ctx, `location.href === `+jsString(spa.URL+"/")+` && document.getElementById("error").textContent.startsWith("Access denied")`, 10*time.Second) {
+		t.Fatalf("declining at GitHub: %s", whereAmI(ctx))
+	}
 	t.Logf("browser test took %s", time.Since(started).Round(time.Millisecond))
 }
 
