@@ -220,6 +220,25 @@ func (f *Flow) Start(c echo.Context, idp string) error {
 	case challenge != "" && !challengeSyntax.MatchString(challenge):
 		return web.BadRequest(TitleInvalidRequest, "code_challenge must be the base64url SHA-256 of the code verifier: 43 characters.")
 	}
+	return f.begin(c, p, idp, redirectURI, appState, challenge)
+}
+
+// Begin starts the flow of idp for Pasee's own pages (the OpenID
+// Provider's login page): the browser comes back to redirectURI, which must
+// be allowed, with appState and a one-time code bound to the S256
+// challenge.
+func (f *Flow) Begin(c echo.Context, idp, redirectURI, appState, challenge string) error {
+	p, err := f.provider(idp)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(f.allowed, redirectURI) || !challengeSyntax.MatchString(challenge) || len(appState) > MaxAppState {
+		return fmt.Errorf("flow: Begin called with a redirect URI not allowed or a bad challenge or state")
+	}
+	return f.begin(c, p, idp, redirectURI, appState, challenge)
+}
+
+func (f *Flow) begin(c echo.Context, p pasee.RedirectLogin, idp, redirectURI, appState, challenge string) error {
 	ctx := c.Request().Context()
 	now := f.now().Truncate(time.Second)
 	st := State{ID: random(18), IDP: idp, Verifier: xoauth2.GenerateVerifier(), Nonce: random(18),

@@ -77,7 +77,8 @@ func (p *Provider) authorize(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if sso != nil && (req.MaxAge < 0 || p.now().Sub(sso.AuthTime) <= time.Duration(req.MaxAge)*time.Second) {
+	// max_age=0 always asks for a password, as prompt=login does.
+	if sso != nil && (req.MaxAge < 0 || p.now().Sub(sso.AuthTime) < time.Duration(req.MaxAge)*time.Second) {
 		p.metrics.authorizations.WithLabelValues(client.ID, "code").Inc()
 		return p.issueCode(c, req, sso)
 	}
@@ -436,12 +437,7 @@ func (p *Provider) startRedirect(c echo.Context) error {
 	if err := p.store.SetFlowVerifier(c.Request().Context(), req.ID, verifier); err != nil {
 		return err
 	}
-	start := url.Values{"idp": {idp}, "redirect_uri": {CallbackURL(p.public)}, "state": {req.ID},
-		"code_challenge": {xoauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
-	r := c.Request().Clone(c.Request().Context())
-	r.URL.RawQuery = start.Encode()
-	c.SetRequest(r)
-	return p.flow.Start(c, idp)
+	return p.flow.Begin(c, idp, CallbackURL(p.public), req.ID, xoauth2.S256ChallengeFromVerifier(verifier))
 }
 
 // callback is where the browser flow of a redirect provider returns, with

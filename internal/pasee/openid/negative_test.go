@@ -2,6 +2,8 @@ package openid_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -280,5 +282,82 @@ func TestPublicClientLimits(t *testing.T) {
 	p := newBrowser(t).get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"state": {strings.Repeat("s", 5000)}}))
 	if p.status != http.StatusFound || p.location.Query().Get("error") != "invalid_request" || p.location.Query().Has("state") {
 		t.Fatalf("oversized state: %d %v", p.status, p.location)
+	}
+}
+
+// Odd and oversized inputs get clear refusals, never a 500.
+func TestOddInputs(t *testing.T) {
+	e := start(t, paseetest.SQLite)
+	post := func(body, contentType string, basic ...string) (int, string) {
+		req, _ := http.NewRequest("POST", e.pasee.URL+"/oidc/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		if len(basic) == 2 {
+			req.SetBasicAuth(basic[0], basic[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		name, body, ct string
+		basic          []string
+		status         int
+		code           string
+	}{
+		{"JSON body", `{"grant_type":"authorization_code"}`, "application/json", []string{"app", appSecret}, 400, "invalid_request"},
+		{"repeated parameter", "grant_type=authorization_code&code=a&code=b", "application/x-www-form-urlencoded", []string{"app", appSecret}, 400, "invalid_request"},
+		{"no grant", "code=a", "application/x-www-form-urlencoded", []string{"app", appSecret}, 400, "invalid_request"},
+		{"bad Basic encoding", "grant_type=authorization_code&code=a", "application/x-www-form-urlencoded", []string{"app%zz", appSecret}, 401, "invalid_client"},
+		{"two authentications", "grant_type=authorization_code&code=a&client_secret=" + appSecret, "application/x-www-form-urlencoded", []string{"app", appSecret}, 400, "invalid_request"},
+		{"huge code", "grant_type=authorization_code&code=" + strings.Repeat("c", 60<<10), "application/x-www-form-urlencoded", []string{"app", appSecret}, 400, "invalid_grant"},
+	} {
+		st, body := post(tc.body, tc.ct, tc.basic...)
+		if st != tc.status || !strings.Contains(body, `"error":"`+tc.code+`"`) {
+			t.Errorf("%s: %d %.200s, want %d %s", tc.name, st, body, tc.status, tc.code)
+		}
+	}
+	// A password over 1 KiB is refused before any provider is asked.
+	b := newBrowser(t)
+	p := b.login(e, b.get(authorizeURL(e, "app", "http://app.test/cb", nil)), "alice", strings.Repeat("p", 2000))
+	if p.status != 400 || !strings.Contains(p.body, "too long") {
+		t.Fatalf("2000-byte password: %d %.300s", p.status, p.body)
+	}
+	// Userinfo without a token, with garbage, with a plain Pasee API token.
+	for _, auth := range []string{"", "Bearer garbage", "Basic YTpi"} {
+		req, _ := http.NewRequest("GET", e.pasee.URL+"/oidc/userinfo", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 && resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("userinfo with %q: %d %v", auth, resp.StatusCode, resp.Header)
+		}
+	}
+	pair := struct {
+		AccessToken string `json:"access_token"`
+	}{}
+	resp, err := http.Post(e.pasee.URL+"/tokens/?idp=kisee", "application/json", strings.NewReader(`{"login":"alice","password":"`+alicePassword+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&pair)
+	resp.Body.Close()
+	req, _ := http.NewRequest("GET", e.pasee.URL+"/oidc/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+pair.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("userinfo with a token not issued for OpenID: %d", resp.StatusCode)
 	}
 }

@@ -34,6 +34,7 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 		}
 		// prompt=none with a session gives a code; prompt=login asks a password.
 		codeFrom(t, b.get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"prompt": {"none"}})), "http://app.test/cb")
+		codeFrom(t, b.get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"max_age": {"3600"}})), "http://app.test/cb")
 		if p := b.get(authorizeURL(e, "app", "http://app.test/cb", url.Values{"prompt": {"login"}})); p.status != 200 || !strings.Contains(p.body, "password") {
 			t.Fatalf("prompt=login did not ask for a password: %d", p.status)
 		}
