@@ -18,7 +18,7 @@ import (
 func documented() []string {
 	return []string{
 		"kisee-laptop.toml", "kisee-postgres.toml",
-		"pasee-laptop.toml", "pasee-postgres.toml", "pasee-github.toml",
+		"pasee-laptop.toml", "pasee-postgres.toml", "pasee-github.toml", "pasee-oidc-clients.toml",
 	}
 }
 

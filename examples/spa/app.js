@@ -1,55 +1,57 @@
-// A single-page app logging in through Pasee (SPEC section 3), with no
-// build step and no library:
+// A single-page app logging in through Pasee with standard OpenID Connect:
+// the authorization code flow with PKCE, run by the oidc-client-ts library
+// (vendor/oidc-client-ts.min.js, copied there from npm by `npm ci`; see
+// README.md). The app is a public client of Pasee: a [[clients]] entry
+// without a secret, whose redirect_uris and post_logout_redirect_uris list
+// this page's address.
 //
-// - providers with a password (kisee, pasee): POST /tokens/?idp=<name>
-//   {"login", "password"} answers a token pair;
-// - providers with a browser redirect (oauth2, oidc): the page goes to
-//   GET /tokens/?idp=<name>&redirect_uri=<this page>&state=<random>, with
-//   its own PKCE challenge; Pasee sends the browser to the provider, then
-//   back here with ?code=<one-time code>&state=<the same random>; the page
-//   checks the state and redeems the code within 60 s with
-//   POST /tokens/?grant=code {"code", "code_verifier"};
-// - the access token's claims (user, groups) are shown, and the pair is
-//   refreshed (POST /tokens/?refresh with the refresh token) before the
-//   access token expires.
+// - Log in: the browser goes to Pasee's authorization endpoint (found by
+//   discovery at <issuer>/.well-known/openid-configuration); Pasee's own
+//   login page asks for a password or sends the user to their provider,
+//   or, within a single sign-on session, asks nothing; back here with
+//   ?code=&state=, the library checks the state and redeems the code with
+//   its PKCE verifier at the token endpoint.
+// - The access token's claims (user, groups: what the services this app
+//   calls will see) are shown, and the tokens are renewed with the
+//   refresh token (scope offline_access) before the access token expires.
+// - Log out: the tokens are revoked, then Pasee's end-session endpoint
+//   ends the single sign-on session and sends the browser back here.
 //
-// Tokens are kept in memory only: a reload logs out. Keep them out of
-// localStorage, where any script of the origin could read them.
+// Tokens are kept in memory only: a reload forgets them (and logging in
+// again goes through Pasee's session without a password). Keep them out
+// of localStorage, where any script of the origin could read them.
 "use strict";
 
 (function () {
   const config = window.SPA_CONFIG || {};
-  const pasee = (config.pasee || "http://localhost:8150").replace(/\/+$/, "");
-  const redirectUri = config.redirectUri || location.origin + location.pathname;
-
-  let pair = null;
-  let refreshTimer = null;
-  let refreshes = 0;
-
+  const pageURI = config.redirectUri || location.origin + location.pathname;
   const $ = (id) => document.getElementById(id);
+
+  if (!window.oidc || !window.oidc.UserManager) {
+    $("error").textContent = "vendor/oidc-client-ts.min.js is missing: run `npm ci` in examples/spa.";
+    return;
+  }
+
+  const manager = new oidc.UserManager({
+    authority: (config.pasee || "http://localhost:8150").replace(/\/+$/, ""),
+    client_id: config.clientId || "example-spa",
+    redirect_uri: pageURI,
+    post_logout_redirect_uri: pageURI,
+    response_type: "code",
+    scope: "openid profile email groups offline_access",
+    // The pending request (state, nonce, PKCE verifier) waits for the
+    // return in this tab's sessionStorage; the tokens live in memory.
+    stateStore: new oidc.WebStorageStateStore({ store: window.sessionStorage }),
+    userStore: new oidc.WebStorageStateStore({ store: new oidc.InMemoryWebStorage() }),
+    automaticSilentRenew: true, // with a refresh token: the refresh_token grant, no iframe
+    accessTokenExpiringNotificationTimeInSeconds: config.renewBeforeSeconds || 60,
+    revokeTokensOnSignout: true,
+  });
+
+  let refreshes = 0;
 
   function showError(message) {
     $("error").textContent = message || "";
-  }
-
-  // call sends a JSON request to Pasee and returns the decoded answer;
-  // a problem document becomes an Error with its title and detail.
-  async function call(method, path, { body, bearer } = {}) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (bearer) headers.Authorization = "Bearer " + bearer;
-    let response;
-    try {
-      response = await fetch(pasee + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (e) {
-      throw new Error("Pasee cannot be reached (" + e.message + "); is this origin in its [cors] allowed_origins?");
-    }
-    const data = await response.json().catch(() => null);
-    if (!response.ok) {
-      const problem = data && data.title ? data.title + (data.detail ? ": " + data.detail : "") : "HTTP " + response.status;
-      throw new Error(problem);
-    }
-    return data;
   }
 
   // claimsOf decodes a JWT's payload. The app only displays it: the
@@ -60,24 +62,11 @@
     return JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
   }
 
-  function randomString(bytes) {
-    const b = crypto.getRandomValues(new Uint8Array(bytes));
-    return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
-  async function s256(verifier) {
-    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
-    return btoa(String.fromCharCode(...new Uint8Array(digest))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
-  // setPair shows a new token pair and schedules its refresh.
-  function setPair(p) {
-    pair = p;
-    const claims = claimsOf(p.access_token);
-    $("user").textContent = claims.sub;
+  function show(user) {
+    const claims = claimsOf(user.access_token);
+    $("user").textContent = user.profile.sub;
     $("idp").textContent = claims.idp || "";
-    const groups = $("groups");
-    groups.replaceChildren(...(claims.groups || []).map((g) => {
+    $("groups").replaceChildren(...(claims.groups || []).map((g) => {
       const li = document.createElement("li");
       li.textContent = g;
       return li;
@@ -87,138 +76,64 @@
     $("refreshes").textContent = String(refreshes);
     $("login").hidden = true;
     $("session").hidden = false;
-    // Refresh when three quarters of the lifetime have passed, and at the
-    // latest a minute before expiry. expires_in, not exp, so that a wrong
-    // clock on this machine does not matter.
-    const lifetime = p.expires_in * 1000;
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(refresh, Math.max(1000, lifetime - Math.min(60000, lifetime / 4)));
-  }
-
-  async function refresh() {
-    try {
-      const p = await call("POST", "/tokens/?refresh", { bearer: pair.refresh_token });
-      refreshes++;
-      setPair(p);
-    } catch (e) {
-      loggedOut("Session ended: " + e.message);
-    }
   }
 
   function loggedOut(message) {
-    clearTimeout(refreshTimer);
-    pair = null;
     $("session").hidden = true;
     $("login").hidden = false;
     showError(message);
   }
 
-  async function logout() {
-    const p = pair;
-    loggedOut("");
-    if (p) {
-      await call("DELETE", "/tokens/", { bearer: p.refresh_token }).catch(() => {});
-    }
-  }
+  // Each renewal (and the first login) loads a user.
+  manager.events.addUserLoaded((user) => {
+    if (!$("session").hidden) refreshes++;
+    show(user);
+  });
+  manager.events.addSilentRenewError((e) => {
+    manager.removeUser();
+    loggedOut("Session ended: " + (e.error_description || e.message));
+  });
 
-  // loginWithPassword: kisee and pasee providers.
-  async function loginWithPassword(idp, login, password) {
+  $("login-button").addEventListener("click", () => {
     showError("");
+    manager.signinRedirect().catch((e) => showError("Pasee cannot be reached (" + e.message + "); is this origin in its [cors] allowed_origins?"));
+  });
+  $("logout").addEventListener("click", () => {
+    manager.signoutRedirect().catch((e) => {
+      manager.removeUser();
+      loggedOut("Logged out here, but Pasee could not be told: " + e.message);
+    });
+  });
+
+  // completeLogin handles the return from Pasee: ?code=&state= or
+  // ?error=&state=. The code must not stay in the address bar or history.
+  async function completeLogin() {
     try {
-      setPair(await call("POST", "/tokens/?idp=" + encodeURIComponent(idp), { body: { login, password } }));
+      await manager.signinRedirectCallback();
     } catch (e) {
-      showError(e.message);
+      if (e.error === "access_denied") showError("Access denied: " + (e.error_description || "the login was declined."));
+      else showError("Login failed: " + (e.error_description || e.error || e.message));
+    } finally {
+      history.replaceState(null, "", location.pathname);
     }
   }
 
-  // loginWithRedirect: oauth2 and oidc providers. The state and the PKCE
-  // verifier survive the round trip in sessionStorage (this tab only).
-  async function loginWithRedirect(idp) {
-    const state = randomString(16);
-    const params = new URLSearchParams({ idp, redirect_uri: redirectUri, state });
-    sessionStorage.setItem("pasee.state", state);
-    if (window.crypto && crypto.subtle) { // secure contexts: https, localhost
-      const verifier = randomString(32);
-      sessionStorage.setItem("pasee.verifier", verifier);
-      params.set("code_challenge", await s256(verifier));
-      params.set("code_challenge_method", "S256");
-    }
-    location.assign(pasee + "/tokens/?" + params.toString());
-  }
-
-  // completeRedirect handles the return from Pasee: ?code=&state= or
-  // ?error=&state=.
-  async function completeRedirect(query) {
-    const expected = sessionStorage.getItem("pasee.state");
-    const verifier = sessionStorage.getItem("pasee.verifier");
-    sessionStorage.removeItem("pasee.state");
-    sessionStorage.removeItem("pasee.verifier");
-    // The code must not stay in the address bar or the history.
-    history.replaceState(null, "", location.pathname);
-    if (!expected || query.get("state") !== expected) {
-      showError("This login was not started by this page (state mismatch): ignored.");
-      return;
-    }
-    if (query.get("error")) {
-      showError(query.get("error") === "access_denied" ? "Access denied: you declined at the identity provider." : "Login failed: " + query.get("error"));
-      return;
-    }
+  async function completeLogout() {
     try {
-      const body = { code: query.get("code") };
-      if (verifier) body.code_verifier = verifier;
-      setPair(await call("POST", "/tokens/?grant=code", { body }));
+      await manager.signoutRedirectCallback();
+      showError("");
     } catch (e) {
-      showError(e.message);
+      showError("Logout: " + (e.error_description || e.message));
+    } finally {
+      history.replaceState(null, "", location.pathname);
     }
   }
 
-  // renderProviders asks Pasee how to log in with each provider.
-  async function renderProviders() {
-    const box = $("providers");
-    let how;
-    try {
-      how = await call("GET", "/tokens/");
-    } catch (e) {
-      $("loading").textContent = "";
-      showError(e.message);
-      return;
-    }
-    $("loading").hidden = true;
-    for (const p of how.identity_providers || []) {
-      const fs = document.createElement("fieldset");
-      const legend = document.createElement("legend");
-      legend.textContent = p.name + " (" + p.protocol + ")";
-      fs.append(legend);
-      if (p.method === "POST") {
-        const form = document.createElement("form");
-        form.id = "form-" + p.name;
-        form.innerHTML = '<label>Login <input name="login" autocomplete="username" required></label>' +
-          '<label>Password <input name="password" type="password" autocomplete="current-password" required></label>' +
-          "<button></button>";
-        form.querySelector("button").textContent = "Log in with " + p.name;
-        form.querySelector("button").id = "login-" + p.name;
-        form.addEventListener("submit", (ev) => {
-          ev.preventDefault();
-          loginWithPassword(p.name, form.login.value, form.password.value);
-        });
-        fs.append(form);
-      } else {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.id = "redirect-" + p.name;
-        button.textContent = "Log in with " + p.name;
-        button.addEventListener("click", () => loginWithRedirect(p.name));
-        fs.append(button);
-      }
-      box.append(fs);
-    }
-    box.dataset.ready = "true";
-  }
-
-  $("logout").addEventListener("click", logout);
   const query = new URLSearchParams(location.search);
   if (query.has("code") || query.has("error")) {
-    completeRedirect(query);
+    completeLogin();
+  } else if (query.has("state")) {
+    completeLogout();
   }
-  renderProviders();
+  $("login").dataset.ready = "true";
 })();

@@ -1,8 +1,21 @@
-// Where the app finds Pasee. redirectUri must be listed, exactly, in
-// Pasee's [cors] allowed_redirect_uris, and this page's origin in
-// [cors] allowed_origins. Without redirectUri, the page's own address
-// (without query) is used.
+// Where the app finds Pasee (its OpenID issuer) and who it is there.
+// Pasee's settings need this app as a public client:
+//
+//   [[clients]]
+//   id = "example-spa"
+//   name = "Example app"
+//   redirect_uris = ["http://localhost:8000/"]
+//   post_logout_redirect_uris = ["http://localhost:8000/"]
+//
+//   [cors]
+//   allowed_origins = ["http://localhost:8000"]
+//
+// Without redirectUri, the page's own address (without query) is used; it
+// must be listed, exactly, in both redirect_uris and
+// post_logout_redirect_uris.
 window.SPA_CONFIG = {
   pasee: "http://localhost:8150",
+  clientId: "example-spa",
   // redirectUri: "http://localhost:8000/",
+  // renewBeforeSeconds: 60,   // renew the access token this long before it expires
 };

@@ -261,8 +261,8 @@ type secrets struct {
 }
 
 // file writes a stand-in for the secret at key and returns its path: a
-// real private key, its public half, a CA certificate, a database URL, or
-// an opaque secret, as the key's name says.
+// real private key (RSA for rsa_private_key_file), its public half, a CA
+// certificate, a database URL, or an opaque secret, as the key's name says.
 func (s *secrets) file(key string) string {
 	s.t.Helper()
 	if s.key == nil {
@@ -276,6 +276,11 @@ func (s *secrets) file(key string) string {
 	var data []byte
 	var err error
 	switch {
+	case strings.HasSuffix(name, "rsa_private_key_file"):
+		var rsa *token.PrivateKey
+		if rsa, err = token.GenerateKey(token.RS256); err == nil {
+			data, err = rsa.MarshalPEM()
+		}
 	case strings.HasSuffix(name, "private_key_file"):
 		data, err = s.key.MarshalPEM()
 	case strings.HasSuffix(name, "public_key_file"):
@@ -284,8 +289,8 @@ func (s *secrets) file(key string) string {
 		data, err = caCertificate()
 	case strings.HasSuffix(name, "url_file"):
 		data = []byte("postgres://test@localhost:5432/test\n")
-	default:
-		data = []byte("test secret\n")
+	default: // long enough for the length checks of client secrets
+		data = []byte("test secret, 32 characters long.\n")
 	}
 	if err != nil {
 		s.t.Fatal(err)

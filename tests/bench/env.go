@@ -475,8 +475,8 @@ level = %q
 }
 
 // paseeSettings is the settings file of a bench Pasee: its store on
-// storeURL and the Kisee at kiseeURL as provider "kisee", defaults
-// elsewhere.
+// storeURL, the Kisee at kiseeURL as provider "kisee" and the bench's
+// OpenID client, defaults elsewhere.
 func paseeSettings(port int, storeURL, keyPEM, kiseeURL, logLevel string) string {
 	return fmt.Sprintf(`host = "127.0.0.1"
 port = %d
@@ -494,5 +494,5 @@ endpoint = %q
 
 [log]
 level = %q
-`, port, keyPEM, storeURL, kiseeURL+"/", logLevel)
+`, port, keyPEM, storeURL, kiseeURL+"/", logLevel) + benchClients()
 }

@@ -17,6 +17,10 @@
 //  5. the downstream verification middleware (pkg/verify) vs raw ES256
 //     verification;
 //  6. idle RSS and cold start of each binary on SQLite.
+//  7. Pasee as an OpenID Provider: the authorization code round trip
+//     (authorize, login page, code, token endpoint) next to the login
+//     through Kisee, and the token endpoint's refresh grant next to
+//     POST /tokens/?refresh, on the same store in the same run.
 //
 // It also profiles the servers in-process (internal/kisee/app, internal/pasee/app:
 // the binaries' wiring) and writes the figures, the plots and the top
@@ -63,7 +67,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.pg, "pg", defaultPG, "PostgreSQL server on the loopback interface (a fresh schema per store); \"off\" to skip PostgreSQL")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level of the servers (their logs go to files in the temporary directory)")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "keep the .pprof files in this directory (default: discarded with the temporary directory)")
-	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: 1 (with 2, 3 and 5), 4, 6, profile")
+	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: 1 (with 2, 3, 5 and 7), 4, 6, profile")
 	fs.BoolVar(&o.quick, "quick", false, "fewer levels, shorter runs, no group scale, no profiles (about a minute)")
 	fs.BoolVar(&o.skipGroups, "skip-groups", false, "skip scenario 4 (group scale), the longest part")
 	fs.BoolVar(&o.groupsSQLite, "groups-sqlite", true, "run scenario 4 on SQLite too (it always runs on PostgreSQL when available)")

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,6 +235,7 @@ func (r *Report) Markdown() string {
 	r.goals(w)
 	r.bounds(w)
 	r.services(w)
+	r.openID(w)
 	r.groups(w)
 	r.verify(w)
 	r.footprint(w)
@@ -313,6 +315,15 @@ func (r *Report) goals(w writer) {
 		x := Ratio(v.Middleware.PerSec, v.Raw.PerSec)
 		w("| 5 | Downstream `pkg/verify` middleware | %.0f verifications/s | %.0f raw ES256 verifications/s | %s | – | %s | ≥ 0.9 | %s |\n", v.Middleware.PerSec, v.Raw.PerSec, ratio(x),
 			ratio(Ratio(float64(v.Raw.CPUPerOp), float64(v.Middleware.CPUPerOp))), verdict(x >= 0.9))
+	}
+	for _, be := range r.Backends {
+		if s, ok := Best(be.TokenRefresh); ok {
+			x := s.BoundRatio()
+			w("| 7 | Token endpoint refresh grant, %s | %.0f req/s (c=%d) | `POST /tokens/?refresh` %.0f req/s | %s | – | %s | ≥ 0.9 | %s |\n", be.Backend, s.RPS(), s.Concurrency, s.Bound.PerSec, ratio(x), ratio(s.CPURatio()), verdict(x >= 0.9))
+		}
+		if s, ok := Best(be.CodeFlow); ok {
+			w("| 7 | OpenID code flow round trip, %s | %.1f req/s (c=%d) | login through Kisee %.1f req/s | %s | – | %s | – | – |\n", be.Backend, s.RPS(), s.Concurrency, s.Bound.PerSec, ratio(s.BoundRatio()), ratio(s.CPURatio()))
+		}
 	}
 	for _, f := range r.Footprint {
 		w("| 6 | %s idle RSS (SQLite) | %.1f MiB | – | – | – | – | < 30 MiB | %s |\n", f.Name, mib(f.RSSIdle), verdict(mib(f.RSSIdle) < 30))
@@ -417,13 +428,33 @@ func (r *Report) services(w writer) {
 		r.levelTable(w, be.PaseeLogin, be.Backend)
 	}
 	for _, be := range r.Backends {
-		for _, list := range [][]Summary{be.KiseeLogin, be.PaseeLogin, be.Refresh, be.ScaleOut} {
+		for _, list := range [][]Summary{be.KiseeLogin, be.PaseeLogin, be.Refresh, be.ScaleOut, be.CodeFlow, be.TokenRefresh} {
 			for _, s := range list {
 				if s.FirstError != "" {
 					w("\nFirst error (%s, %d clients): `%s`\n", be.Backend, s.Concurrency, s.FirstError)
 				}
 			}
 		}
+	}
+	w("\n")
+}
+
+// openID writes scenario 7: Pasee as an OpenID Provider, each level next
+// to the level of Pasee's own door it pairs with.
+func (r *Report) openID(w writer) {
+	if !slices.ContainsFunc(r.Backends, func(be BackendResults) bool { return len(be.CodeFlow)+len(be.TokenRefresh) > 0 }) {
+		return
+	}
+	w("### 7. Pasee as an OpenID Provider: the standard door next to Pasee's own\n\n")
+	w("Token endpoint `grant_type=refresh_token` (client_secret_basic), each virtual user chaining its own refresh tokens, run right after the level of `POST /tokens/?refresh` of the same concurrency on the same store and the same Pasee: that level is the bound, so the ratio says what the standard door costs next to ours (goal: no more, ≥ 0.9 allowing for noise). CPU columns as in 2.\n\n")
+	w(levelHeader)
+	for _, be := range r.Backends {
+		r.levelTable(w, be.TokenRefresh, be.Backend)
+	}
+	w("\nThe full authorization code round trip — `GET` the authorization endpoint with PKCE in a fresh browser, the server-rendered login page, `POST` its form (one Kisee login, one argon2id), the code at the redirect URI, `POST` the token endpoint — per second, run right after the level of `POST /tokens/?idp=kisee` (the bound): four requests and a page where the JSON login is one.\n\n")
+	w(levelHeader)
+	for _, be := range r.Backends {
+		r.levelTable(w, be.CodeFlow, be.Backend)
 	}
 	w("\n")
 }

@@ -95,6 +95,11 @@ type BackendResults struct {
 	// (PostgreSQL only), the virtual users spread over both; its server
 	// CPU is both instances'.
 	ScaleOut []Summary
+	// CodeFlow is the OpenID authorization code round trip (authorize,
+	// login page, code, token endpoint), paired with PaseeLogin's level;
+	// TokenRefresh the token endpoint's refresh grant, paired with
+	// Refresh's level (scenario 7).
+	CodeFlow, TokenRefresh []Summary
 }
 
 // Bounds measures the in-process bounds paired with each level.
@@ -155,10 +160,19 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 	}
 	kmeter := cpuMeter{servers: []int{kisee.Pid()}}
 	meter := cpuMeter{servers: []int{kisee.Pid(), pasee.Pid()}}
+	op, err := NewOpenID(ctx, client, pasee.URL)
+	if err != nil {
+		return res, fmt.Errorf("OpenID discovery: %w", err)
+	}
+	codeFlow := func(ctx context.Context, _ int) error {
+		i := int(next.Add(1)) % len(users)
+		_, err := op.RoundTrip(ctx, users[i])
+		return err
+	}
 
-	logf("scenarios 1 and 3 (%s): Kisee POST /jwt/ and Pasee POST /tokens/?idp=kisee, each level after the argon2id bound", backend)
+	logf("scenarios 1, 3 and 7 (%s): Kisee POST /jwt/, Pasee POST /tokens/?idp=kisee and the OpenID code flow, each level after the argon2id bound", backend)
 	for _, c := range plan.LoginLevels {
-		var k, p Summary
+		var k, p, cf Summary
 		err := plan.quiet(func() ([]Summary, error) {
 			bound, err := b.Hash.Bound(ctx, b.HashTime)
 			if err != nil {
@@ -171,13 +185,17 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 			p1 := RunLoad(ctx, spec, meter, login(pasee.URL+"/tokens/?idp=kisee"))
 			p1.Bound = Rate{PerSec: k1.RPS(), CPUPerOp: k1.CPU.PerRequest(k1.Requests).System(), Other: k1.OtherLoad(runtime.NumCPU())}
 			describe("pasee POST /tokens/?idp=kisee", p1)
-			return []Summary{k1, p1}, ctx.Err()
-		}, func(runs []Summary) { k, p = runs[0], runs[1] })
+			cf1 := RunLoad(ctx, spec, meter, codeFlow)
+			cf1.Bound = Rate{PerSec: p1.RPS(), CPUPerOp: p1.CPU.PerRequest(p1.Requests).System(), Other: p1.OtherLoad(runtime.NumCPU())}
+			describe("pasee OpenID code flow round trip", cf1)
+			return []Summary{k1, p1, cf1}, ctx.Err()
+		}, func(runs []Summary) { k, p, cf = runs[0], runs[1], runs[2] })
 		if err != nil {
 			return res, err
 		}
 		res.KiseeLogin = append(res.KiseeLogin, k)
 		res.PaseeLogin = append(res.PaseeLogin, p)
+		res.CodeFlow = append(res.CodeFlow, cf)
 	}
 
 	logf("scenario 2 (%s): Pasee POST /tokens/?refresh, %d virtual users each chaining its refresh tokens", backend, maxC)
@@ -194,9 +212,27 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 		chains[w] = p.Refresh
 		return nil
 	}
+	// The same virtual users chain refresh tokens of the token endpoint
+	// too, obtained through the code flow.
+	opChains := make([]string, maxC)
+	authorizeAs := func(ctx context.Context, w int) error {
+		body, err := op.RoundTrip(ctx, users[w%len(users)])
+		if err != nil {
+			return err
+		}
+		p, err := parsePair(body)
+		if err != nil {
+			return err
+		}
+		opChains[w] = p.Refresh
+		return nil
+	}
 	for w := range chains {
 		if err := loginAs(ctx, w); err != nil {
 			return res, fmt.Errorf("login of virtual user %d: %w", w, err)
+		}
+		if err := authorizeAs(ctx, w); err != nil {
+			return res, fmt.Errorf("code flow of virtual user %d: %w", w, err)
 		}
 	}
 	var (
@@ -228,25 +264,54 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 	}
 	// Pasee's CPU alone: Kisee is idle during the refreshes.
 	pmeter := cpuMeter{servers: []int{pasee.Pid()}}
-	refreshLevels := func(what string, meter cpuMeter, load RequestFunc, keep *[]Summary) error {
+	tokenRefresh := func(ctx context.Context, w int) error {
+		body, err := op.Refresh(ctx, opChains[w])
+		if err == nil {
+			var p Pair
+			if p, err = parsePair(body); err == nil {
+				opChains[w] = p.Refresh
+				return nil
+			}
+		}
+		if aerr := authorizeAs(ctx, w); aerr != nil {
+			return fmt.Errorf("%v; and the code flow again: %v", err, aerr)
+		}
+		return err
+	}
+	// refreshLevels runs load at every refresh level; with standard, the
+	// token endpoint's refresh grant runs right after it on the same store,
+	// with ours as its bound.
+	refreshLevels := func(what string, meter cpuMeter, load RequestFunc, keep *[]Summary, standard RequestFunc, keepStandard *[]Summary) error {
 		for _, c := range plan.RefreshLevels {
 			err := plan.quiet(func() ([]Summary, error) {
 				bound, err := b.Crypto.RefreshBound(ctx, b.CryptoTime)
 				if err != nil {
 					return nil, err
 				}
-				s := RunLoad(ctx, LoadSpec{Concurrency: c, MaxRequests: plan.RefreshRequests, MaxDuration: plan.LevelTime, Warmup: 5}, meter, load)
+				spec := LoadSpec{Concurrency: c, MaxRequests: plan.RefreshRequests, MaxDuration: plan.LevelTime, Warmup: 5}
+				s := RunLoad(ctx, spec, meter, load)
 				s.Bound = bound
 				describe(what, s)
-				return []Summary{s}, ctx.Err()
-			}, func(runs []Summary) { *keep = append(*keep, runs[0]) })
+				if standard == nil {
+					return []Summary{s}, ctx.Err()
+				}
+				t := RunLoad(ctx, spec, meter, standard)
+				t.Bound = Rate{PerSec: s.RPS(), CPUPerOp: s.CPU.PerRequest(s.Requests).System(), Other: s.OtherLoad(runtime.NumCPU())}
+				describe("pasee token endpoint refresh grant", t)
+				return []Summary{s, t}, ctx.Err()
+			}, func(runs []Summary) {
+				*keep = append(*keep, runs[0])
+				if len(runs) > 1 {
+					*keepStandard = append(*keepStandard, runs[1])
+				}
+			})
 			if err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := refreshLevels("pasee POST /tokens/?refresh", pmeter, refreshAt(pasee.URL), &res.Refresh); err != nil {
+	if err := refreshLevels("pasee POST /tokens/?refresh", pmeter, refreshAt(pasee.URL), &res.Refresh, tokenRefresh, &res.TokenRefresh); err != nil {
 		return res, err
 	}
 	if backend == "postgres" {
@@ -260,7 +325,7 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 		}
 		defer env.Forget(second) //nolint:errcheck // stopping at the end of the scenario
 		both := cpuMeter{servers: []int{pasee.Pid(), second.Pid()}}
-		if err := refreshLevels("2 × pasee POST /tokens/?refresh", both, refreshAt(pasee.URL, second.URL), &res.ScaleOut); err != nil {
+		if err := refreshLevels("2 × pasee POST /tokens/?refresh", both, refreshAt(pasee.URL, second.URL), &res.ScaleOut, nil, nil); err != nil {
 			return res, err
 		}
 	}

@@ -56,12 +56,17 @@ func TestAdministrationPage(t *testing.T) {
 	if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
 		t.Fatalf("Content-Security-Policy of /admin/: %q", csp)
 	}
-	p.do("the login screen", chromedp.WaitVisible(chromedp.ID("form-kisee")), chromedp.WaitVisible(chromedp.ID("redirect-github")))
+	p.do("the login screen", chromedp.WaitVisible(chromedp.ID("login-button")))
 	if n := evaluate[int](p, `[...document.scripts].filter(s => !s.src).length`); n != 0 {
 		t.Fatalf("%d inline scripts", n)
 	}
 	p.checkLabels("the login screen")
+	// Logging in is Pasee's login page, which lists the providers.
+	p.do("Pasee's login page", chromedp.Click(chromedp.ID("login-button")),
+		chromedp.WaitVisible(chromedp.ID("login-kisee")), chromedp.WaitVisible(chromedp.CSS(githubButton)))
+	p.checkLabels("Pasee's login page")
 	p.screenshot("login", true)
+	p.do("back to the page", chromedp.Navigate(admin), chromedp.WaitVisible(chromedp.ID("login-button")))
 
 	// A staff member creates admin, then admin.developers, and puts John
 	// in its staff.
@@ -106,14 +111,17 @@ func TestAdministrationPage(t *testing.T) {
 	p.screenshot("group-members", true)
 	p.logout()
 
-	// Ada, keyboard only: Tab to the login, type, Enter; Tab to her group, Enter.
+	// Ada, keyboard only: Tab to the login button, Enter; on Pasee's login
+	// page Tab to the login, type, Enter; Tab to her group, Enter.
+	p.tabTo("#login-button", 4)
+	p.do("go to Pasee's login page with Enter", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("login-kisee")))
 	p.tabTo("#login-kisee", 4)
 	p.do("type Ada's login", chromedp.KeyEvent("ada"), chromedp.KeyEvent(kb.Tab))
 	if id := evaluate[string](p, `document.activeElement.id`); id != "password-kisee" {
 		t.Fatalf("Tab from the login went to #%s", id)
 	}
-	p.do("type Ada's password and press Enter", chromedp.KeyEvent("ada password"), chromedp.KeyEvent(kb.Enter),
-		chromedp.Poll[chromedp.Void](`document.getElementById("user").textContent === "kisee-ada" && document.activeElement.id === "groups-title"`, chromedp.WithPollingTimeout(5*time.Second)))
+	p.do("type Ada's password and press Enter", chromedp.KeyEvent("ada password"), chromedp.KeyEvent(kb.Enter))
+	p.back("Ada logged in, the focus on the groups", `document.getElementById("user").textContent === "kisee-ada" && document.activeElement.id === "groups-title"`)
 	p.wantTree("admin: hidden", "admin.developers: member")
 	p.tabTo(`button.group[data-group="admin.developers"]`, 3)
 	p.do("open the group with Enter", chromedp.KeyEvent(kb.Enter),
@@ -250,11 +258,12 @@ func TestAdministrationPage(t *testing.T) {
 	// A redirect provider: Pasee, the provider's consent page, back to
 	// /admin/ (allowed without any setting) with a code the page redeems.
 	p.do("log in with GitHub",
-		chromedp.Click(chromedp.ID("redirect-github")),
+		chromedp.Click(chromedp.ID("login-button")),
+		chromedp.WaitVisible(chromedp.CSS(githubButton)),
+		chromedp.Click(chromedp.CSS(githubButton)),
 		chromedp.WaitVisible(chromedp.ID("allow")),
-		chromedp.Click(chromedp.ID("allow")),
-		chromedp.WaitVisible(chromedp.ID("no-groups")),
-		chromedp.Poll[chromedp.Void](`document.getElementById("user").textContent === "github-583231"`, chromedp.WithPollingTimeout(5*time.Second)))
+		chromedp.Click(chromedp.ID("allow")))
+	p.back("logged in with GitHub", `document.getElementById("user").textContent === "github-583231" && !document.getElementById("no-groups").hidden`)
 	if loc := evaluate[string](p, `location.href`); loc != admin {
 		t.Fatalf("the one-time code stayed in the address bar: %s", loc)
 	}
@@ -373,20 +382,48 @@ func (p *adminPage) wantSaid(message string) {
 	p.waitFor(fmt.Sprintf("the status %q", message), `document.getElementById("status").textContent === `+jsString(message))
 }
 
+// githubButton is the GitHub button of Pasee's login page.
+const githubButton = `form:has(input[name=idp][value=github]) button`
+
+// login logs who in: the page's login button, Pasee's login page (a
+// password: the logout before ended the single sign-on session), back to
+// the page.
 func (p *adminPage) login(who string) {
 	p.t.Helper()
 	p.do("log in as "+who,
-		chromedp.WaitVisible(chromedp.ID("form-kisee")),
+		chromedp.WaitVisible(chromedp.ID("login-button")),
+		chromedp.Click(chromedp.ID("login-button")),
+		chromedp.WaitVisible(chromedp.ID("login-kisee")),
 		chromedp.SendKeys(chromedp.ID("login-kisee"), who),
 		chromedp.SendKeys(chromedp.ID("password-kisee"), who+" password"),
-		chromedp.Click(chromedp.ID("submit-kisee")),
-		chromedp.Poll[chromedp.Void](`document.getElementById("user").textContent === "kisee-`+who+`" && !document.getElementById("groups").hidden`, chromedp.WithPollingTimeout(5*time.Second)))
+		chromedp.Submit(chromedp.ID("password-kisee")))
+	p.back("logged in as "+who, `document.getElementById("user").textContent === "kisee-`+who+`" && !document.getElementById("groups").hidden`)
 }
 
+// back waits, across the redirects back from Pasee, until the
+// administration page is loaded and cond holds on it.
+func (p *adminPage) back(what, cond string) {
+	p.t.Helper()
+	onPage := `location.href.startsWith(` + jsString(p.pasee.URL+"/admin/") + `) && !!document.getElementById("user") && (` + cond + `)`
+	if !waitUntil(p.ctx, onPage, 10*time.Second) {
+		p.t.Fatalf("%s: not so after 10 s; the page says %q\n%s", what, p.said(), whereAmI(p.ctx))
+	}
+}
+
+// logout logs out of the page and of Pasee's single sign-on session,
+// confirming on Pasee's page when Pasee asks.
 func (p *adminPage) logout() {
 	p.t.Helper()
-	p.do("log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("form-kisee")))
-	p.wantSaid("You are logged out.")
+	p.do("log out", chromedp.Click(chromedp.ID("logout")))
+	confirm := `form[action$='/oidc/logout'] button`
+	loggedOut := `location.href.startsWith(` + jsString(p.pasee.URL+"/admin/") + `) && !!document.getElementById("status") && document.getElementById("status").textContent === "You are logged out."`
+	if !waitUntil(p.ctx, loggedOut+` || !!document.querySelector("`+confirm+`")`, 10*time.Second) {
+		p.t.Fatalf("log out: neither logged out nor asked to confirm; the page says %q\n%s", p.said(), whereAmI(p.ctx))
+	}
+	if !waitUntil(p.ctx, loggedOut, 0) {
+		p.do("confirm the logout at Pasee", chromedp.Click(chromedp.CSS(confirm)))
+	}
+	p.back("logged out", `document.getElementById("status").textContent === "You are logged out." && !document.getElementById("login").hidden`)
 }
 
 // tree is the group tree as the page shows it: "group: role" in document

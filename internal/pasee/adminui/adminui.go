@@ -3,17 +3,18 @@
 // and staff, look up users, ban and unban them, revoke their sessions and
 // read the audit log.
 //
-// The page is a shell rendered once by the server (it lists the login
-// forms of the configured providers) and a script and a style sheet
-// embedded in the binary: plain HTML, CSS and JavaScript, no build step, no
-// framework, nothing from another origin. The script logs in through any
-// provider (a password form posting to /tokens/?idp=, or the browser flow
-// with PKCE for redirect providers, which return to /admin/), keeps the
-// access token in memory and the refresh token in sessionStorage, renews
-// the pair before the access token expires, and calls only Pasee's public
-// API with the user's own token: every rule of the API holds there as it does
-// for any client, and the page shows controls only where the API says the
-// user administers (the "administered" flag of GET /groups/).
+// The page is a shell rendered once by the server and a script and a
+// style sheet embedded in the binary: plain HTML, CSS and JavaScript, no
+// build step, no framework, nothing from another origin. The page is a
+// public OpenID Connect client of Pasee, built in (ClientID, redirected to
+// /admin/): it logs in with the authorization code flow and PKCE through
+// Pasee's own login page, which offers every provider, keeps the access
+// token in memory and the refresh token in sessionStorage, renews the pair
+// at the token endpoint before the access token expires, and calls only
+// Pasee's public API with the user's own token: every rule of the API holds
+// there as it does for any client, and the page shows controls only where
+// the API says the user administers (the "administered" flag of GET
+// /groups/).
 //
 // Every response carries a strict Content-Security-Policy (CSP): scripts,
 // styles and requests from this origin only, no inline code, no plugins,
@@ -35,7 +36,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/web"
 )
 
@@ -54,19 +54,34 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 //go:embed shell.html static
 var files embed.FS
 
-// RedirectURI is the page's address for the browser flow of redirect
-// providers: <hostname>/admin/.
+// RedirectURI is the page's address, where the authorization code flow
+// comes back and the logout ends: <hostname>/admin/.
 func RedirectURI(publicURL string) string {
 	return strings.TrimSuffix(publicURL, "/") + Path
+}
+
+// ClientID is the page's client id at Pasee as an OpenID Provider: a
+// public client (PKCE) whose only redirect and post-logout redirect URI is
+// RedirectURI.
+const ClientID = "pasee-admin"
+
+// ClientName is how Pasee's login page names the page.
+const ClientName = "Pasee administration"
+
+// Endpoints are the paths, below the hostname, of the OpenID Provider's
+// endpoints the page calls.
+type Endpoints struct {
+	Authorize, Token, Revoke, EndSession string
 }
 
 // Config describes the page.
 type Config struct {
 	// PublicURL is Pasee's hostname setting: the page calls the API under
-	// its path and asks redirect providers to come back to RedirectURI.
+	// its path and is its own redirect URI, RedirectURI.
 	PublicURL string
-	// Providers are the configured identity providers, in settings order.
-	Providers []pasee.Provider
+	// OpenID are the endpoints the page logs in and out with; nil when
+	// Pasee is no OpenID Provider: the page then says it cannot log in.
+	OpenID *Endpoints
 	// Version is shown in the page's footer.
 	Version string
 }
@@ -90,18 +105,13 @@ func newFile(name string, body []byte) file {
 	return file{body: body, contentType: ct}
 }
 
-// loginProvider is a provider as the login screen shows it.
-type loginProvider struct {
-	Name, Protocol     string
-	Password, Redirect bool
-}
-
 // shellData is what shell.html is rendered with.
 type shellData struct {
 	Base        string // the path of the hostname ("" or "/pasee"): the API's prefix
 	RedirectURI string
+	ClientID    string
 	Version     string
-	Providers   []loginProvider
+	Endpoints
 }
 
 // Register adds the page's routes to s: GET /admin/ (the shell), GET
@@ -111,12 +121,9 @@ func Register(s *web.Server, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("admin page: hostname %q: %w", cfg.PublicURL, err)
 	}
-	data := shellData{Base: strings.TrimSuffix(u.Path, "/"), RedirectURI: RedirectURI(cfg.PublicURL), Version: cfg.Version}
-	for _, p := range cfg.Providers {
-		lp := loginProvider{Name: p.Name(), Protocol: p.Protocol()}
-		_, lp.Password = p.(pasee.PasswordLogin)
-		_, lp.Redirect = p.(pasee.RedirectLogin)
-		data.Providers = append(data.Providers, lp)
+	data := shellData{Base: strings.TrimSuffix(u.Path, "/"), RedirectURI: RedirectURI(cfg.PublicURL), ClientID: ClientID, Version: cfg.Version}
+	if e := cfg.OpenID; e != nil {
+		data.Endpoints = Endpoints{Authorize: data.Base + e.Authorize, Token: data.Base + e.Token, Revoke: data.Base + e.Revoke, EndSession: data.Base + e.EndSession}
 	}
 	tmpl, err := template.ParseFS(files, "shell.html")
 	if err != nil {

@@ -94,9 +94,10 @@ func TestPageIsServedWithAStrictPolicy(t *testing.T) {
 			t.Errorf("the page holds %q", m)
 		}
 	}
-	// The shell lists the configured providers: a form for Kisee, a
-	// button for the redirect provider.
-	for _, want := range []string{`id="form-kisee"`, `action="/tokens/?idp=kisee"`, `id="redirect-github"`, `data-redirect-uri="` + pasee.URL + `/admin/"`, `<main id="main"`, `<nav id="nav" aria-label="Sections"`, `role="status"`, `role="alert"`} {
+	// The shell has one login button: the page is a client of Pasee as an
+	// OpenID Provider, whose login page lists the providers.
+	for _, want := range []string{`id="login-button"`, `data-client-id="pasee-admin"`, `data-authorize="/oidc/authorize"`, `data-token="/oidc/token"`,
+		`data-revoke="/oidc/revoke"`, `data-end-session="/oidc/logout"`, `data-redirect-uri="` + pasee.URL + `/admin/"`, `<main id="main"`, `<nav id="nav" aria-label="Sections"`, `role="status"`, `role="alert"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the page lacks %s", want)
 		}

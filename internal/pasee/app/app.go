@@ -214,7 +214,11 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}, apiOpts...); err != nil {
 		return nil, err
 	}
-	if err := adminui.Register(a.Server, adminui.Config{PublicURL: cfg.Hostname, Providers: providers, Version: o.Version}); err != nil {
+	ui := adminui.Config{PublicURL: cfg.Hostname, Version: o.Version}
+	if op != nil {
+		ui.OpenID = &adminui.Endpoints{Authorize: openid.PathAuthorize, Token: openid.PathToken, Revoke: openid.PathRevoke, EndSession: openid.PathLogout}
+	}
+	if err := adminui.Register(a.Server, ui); err != nil {
 		return nil, err
 	}
 	if op != nil {
@@ -303,7 +307,7 @@ func redirectURIs(cfg *Config) []string {
 	if !slices.Contains(out, own) {
 		out = append(slices.Clone(out), own)
 	}
-	if op := openid.CallbackURL(cfg.Hostname); len(cfg.Clients) > 0 && !slices.Contains(out, op) {
+	if op := openid.CallbackURL(cfg.Hostname); !slices.Contains(out, op) {
 		// The login page's redirect-provider buttons come back there.
 		out = append(slices.Clone(out), op)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kisee-pasee/suite/internal/pasee/adminui"
 	"github.com/kisee-pasee/suite/internal/pasee/flow"
 	"github.com/kisee-pasee/suite/internal/pasee/openid"
 	"github.com/kisee-pasee/suite/internal/sqldb"
@@ -65,6 +66,9 @@ func (cfg *Config) checkOpenID() error {
 		key := fmt.Sprintf("clients[%d]", i)
 		if !clientID.MatchString(c.ID) {
 			return src.Errorf(key+".id", "client ids are 1 to 128 characters among letters, digits and ._~- (they travel in URLs), not %q", c.ID)
+		}
+		if c.ID == adminui.ClientID {
+			return src.Errorf(key+".id", "%q is the id of Pasee's own administration page, a built-in client: choose another", c.ID)
 		}
 		if seen[c.ID] {
 			return src.Errorf(key+".id", "two clients have the id %q", c.ID)
@@ -179,14 +183,18 @@ func (cfg *Config) OpenIDClients() []openid.Client {
 	return out
 }
 
-// openIDProvider builds the OpenID Provider when [[clients]] are declared
-// (nil otherwise), on its own storage in Pasee's database.
+// openIDProvider builds the OpenID Provider, on its own storage in
+// Pasee's database, for the [[clients]] and the built-in client of the
+// administration page. Without [[clients]] and with an [jwt] iss that
+// cannot be an OpenID issuer, it is nil (a warning says why): the
+// administration page cannot log in, the rest of Pasee works as before.
 func (a *App) openIDProvider(ctx context.Context, reg prometheus.Registerer, fl *flow.Flow, fs *flow.SQLStorage) (*openid.Provider, error) {
 	cfg := a.Config
-	if len(cfg.Clients) == 0 {
+	issuer, err := cfg.Issuer()
+	if err != nil && len(cfg.Clients) == 0 {
+		a.Logger.Warn("Pasee is no OpenID Provider, so the administration page cannot log in: set [jwt] iss to hostname or leave it out", "error", err)
 		return nil, nil
 	}
-	issuer, err := cfg.Issuer()
 	if err != nil {
 		return nil, cfg.Source.Errorf("jwt.iss", "%v", err)
 	}
@@ -197,11 +205,18 @@ func (a *App) openIDProvider(ctx context.Context, reg prometheus.Registerer, fl 
 	a.closers = append(a.closers, st)
 	c := openid.Config{
 		Service: a.Service, Storage: st, Keys: cfg.Keys, RSAKey: cfg.RSAKey, LegacyES256K: cfg.JWT.LegacyES256K,
-		Issuer: issuer, PublicURL: cfg.Hostname, Clients: cfg.OpenIDClients(),
+		Issuer: issuer, PublicURL: cfg.Hostname, Clients: append(cfg.OpenIDClients(), adminClient(cfg.Hostname)),
 		AccessTTL: cfg.JWT.AccessTTL.Or(15 * time.Minute), Logger: a.Logger, Registerer: reg,
 	}
 	if fl != nil {
 		c.Flow, c.FlowStorage = fl, fs
 	}
 	return openid.New(c)
+}
+
+// adminClient is the administration page as a client: public (PKCE), its
+// only redirect and post-logout redirect URI the page itself.
+func adminClient(hostname string) openid.Client {
+	own := adminui.RedirectURI(hostname)
+	return openid.Client{ID: adminui.ClientID, Name: adminui.ClientName, RedirectURIs: []string{own}, PostLogoutRedirectURIs: []string{own}}
 }

@@ -1,16 +1,21 @@
 // Pasee's administration page (see package adminui). No build step, no
 // library: the DOM, fetch and Web Crypto.
 //
-// - Logging in: a provider with a password (kisee, pasee) gets a form
-//   posting {"login", "password"} to /tokens/?idp=<name>; a redirect
-//   provider (oauth2, oidc) starts Pasee's browser flow with PKCE,
-//   GET /tokens/?idp=<name>&redirect_uri=<this page>&state=..., and comes
-//   back here with ?code=&state=, redeemed at POST /tokens/?grant=code.
-// - Tokens: the access token lives in memory only; the refresh token in
-//   sessionStorage, so that a reload of this tab keeps the session while
-//   closing the tab ends it. Never localStorage, which every tab and every
-//   later visit would share. The pair is renewed (POST /tokens/?refresh)
-//   before the access token expires, and once more when Pasee answers 401.
+// - Logging in: the page is a public OpenID Connect client of Pasee (the
+//   client id in the body's data-client-id) and uses the authorization
+//   code flow with PKCE like any other: the browser goes to Pasee's
+//   authorization endpoint, whose login page offers every provider (or,
+//   within a single sign-on session, asks nothing), and comes back here
+//   with ?code=&state=, redeemed at the token endpoint with the PKCE
+//   verifier.
+// - Tokens: the access token lives in memory only; the refresh token (and
+//   the ID token, the hint of the logout) in sessionStorage, so that a
+//   reload of this tab keeps the session while closing the tab ends it.
+//   Never localStorage, which every tab and every later visit would share.
+//   The pair is renewed (the refresh_token grant) before the access token
+//   expires, and once more when Pasee answers 401.
+// - Logging out revokes the refresh token, then ends the single sign-on
+//   session at Pasee's end-session endpoint, which comes back here.
 // - Rights: the page asks Pasee, with the user's token, and nothing else.
 //   It shows controls for the groups GET /groups/ marks "administered";
 //   Pasee checks every change anyway.
@@ -23,9 +28,18 @@
   const body = document.body;
   const base = body.dataset.base || "";
   const redirectUri = body.dataset.redirectUri || location.origin + base + "/admin/";
+  const clientId = body.dataset.clientId;
+  const endpoints = {
+    authorize: body.dataset.authorize, token: body.dataset.token,
+    revoke: body.dataset.revoke, endSession: body.dataset.endSession,
+  };
+  const SCOPE = "openid groups offline_access";
   const REFRESH_KEY = "pasee.admin.refresh";
+  const ID_TOKEN_KEY = "pasee.admin.id_token";
   const STATE_KEY = "pasee.admin.state";
   const VERIFIER_KEY = "pasee.admin.verifier";
+  const NONCE_KEY = "pasee.admin.nonce";
+  const LOGOUT_KEY = "pasee.admin.logout";
   const SECTIONS = ["groups", "users", "audit"];
 
   const $ = (id) => document.getElementById(id);
@@ -98,6 +112,27 @@
     return data;
   }
 
+  // oauth posts a form to one of Pasee's OAuth endpoints as this client
+  // and returns the decoded answer; an RFC 6749 error becomes a Problem.
+  async function oauth(endpoint, params) {
+    let response;
+    try {
+      response = await fetch(endpoint, {
+        method: "POST", cache: "no-store", credentials: "omit",
+        headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ ...params, client_id: clientId }),
+      });
+    } catch (e) {
+      throw new Problem(0, "Pasee cannot be reached", e.message);
+    }
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = (data && data.error_description) || "";
+      throw new Problem(response.status, (data && data.error) || "HTTP " + response.status, detail);
+    }
+    return data;
+  }
+
   // follow turns a "next" link (an absolute URL) into a path for request.
   function follow(next) {
     const u = new URL(next, location.href);
@@ -146,7 +181,8 @@
   function setPair(pair) {
     session.access = pair.access_token;
     session.claims = claimsOf(pair.access_token);
-    sessionStorage.setItem(REFRESH_KEY, pair.refresh_token);
+    if (pair.refresh_token) sessionStorage.setItem(REFRESH_KEY, pair.refresh_token);
+    if (pair.id_token) sessionStorage.setItem(ID_TOKEN_KEY, pair.id_token);
     // Renew when three quarters of the lifetime have passed, at the latest
     // a minute before expiry; expires_in, not exp, so that this machine's
     // clock does not matter.
@@ -171,7 +207,7 @@
         const generation = session.generation;
         if (!token) throw new Problem(401, "Not logged in");
         try {
-          const pair = await request("POST", "/tokens/?refresh", { bearer: token });
+          const pair = await oauth(endpoints.token, { grant_type: "refresh_token", refresh_token: token });
           if (generation !== session.generation) throw new Problem(401, "Logged out");
           session.renewals++;
           setPair(pair);
@@ -196,6 +232,7 @@
     clearTimeout(session.timer);
     Object.assign(session, { access: null, claims: null, renewals: 0, generation: session.generation + 1 });
     sessionStorage.removeItem(REFRESH_KEY);
+    sessionStorage.removeItem(ID_TOKEN_KEY);
     Object.assign(state, { groups: [], selected: null, isStaff: false, shown: null });
     $("whoami").hidden = true;
     $("nav").hidden = true;
@@ -209,35 +246,32 @@
     if (message) fail(message);
   }
 
+  // logout revokes the refresh token (and with it the session's access
+  // tokens), then has Pasee end its single sign-on session: the next login
+  // asks for a password again.
   async function logout() {
     const token = refreshToken();
-    if (token) await request("DELETE", "/tokens/", { bearer: token }).catch(() => {});
+    const idToken = sessionStorage.getItem(ID_TOKEN_KEY);
+    if (token) await oauth(endpoints.revoke, { token, token_type_hint: "refresh_token" }).catch(() => {});
     loggedOut("");
-    say("You are logged out.");
+    const st = randomString(16);
+    sessionStorage.setItem(LOGOUT_KEY, st);
+    const params = new URLSearchParams({ client_id: clientId, post_logout_redirect_uri: redirectUri, state: st });
+    if (idToken) params.set("id_token_hint", idToken);
+    say("Logging out of Pasee…");
+    location.assign(endpoints.endSession + "?" + params.toString());
+  }
+
+  // completeLogout handles the return from the end-session endpoint.
+  function completeLogout(query) {
+    const expected = sessionStorage.getItem(LOGOUT_KEY);
+    sessionStorage.removeItem(LOGOUT_KEY);
+    history.replaceState(null, "", location.pathname);
+    if (expected && query.get("state") === expected) say("You are logged out.");
     $("login-title").focus();
   }
 
   // --- Logging in -------------------------------------------------------------
-
-  async function loginWithPassword(form) {
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    say("Logging in…");
-    try {
-      const pair = await request("POST", "/tokens/?idp=" + enc(form.dataset.idp), {
-        body: { login: form.elements.login.value, password: form.elements.password.value },
-      });
-      form.reset();
-      setPair(pair);
-      await enter();
-    } catch (e) {
-      fail(e);
-      form.elements.password.value = "";
-      form.elements.password.focus();
-    } finally {
-      button.disabled = false;
-    }
-  }
 
   function randomString(bytes) {
     const b = crypto.getRandomValues(new Uint8Array(bytes));
@@ -249,41 +283,53 @@
     return btoa(String.fromCharCode(...new Uint8Array(digest))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  // loginWithRedirect starts the browser flow; the state and the PKCE
-  // verifier wait for the return in sessionStorage (this tab only).
-  async function loginWithRedirect(idp) {
-    const st = randomString(16);
-    const params = new URLSearchParams({ idp, redirect_uri: redirectUri, state: st });
-    sessionStorage.setItem(STATE_KEY, st);
-    if (window.crypto && crypto.subtle) { // secure contexts: https, localhost
-      const verifier = randomString(32);
-      sessionStorage.setItem(VERIFIER_KEY, verifier);
-      params.set("code_challenge", await s256(verifier));
-      params.set("code_challenge_method", "S256");
+  // login starts the authorization code flow; the state, the nonce and
+  // the PKCE verifier wait for the return in sessionStorage (this tab only).
+  async function login() {
+    if (!endpoints.authorize) {
+      throw new Error("Pasee is not an OpenID Provider here, so this page cannot log you in: its [jwt] iss must be its hostname (see Pasee's logs).");
     }
-    say("Going to " + idp + "…");
-    location.assign(base + "/tokens/?" + params.toString());
+    if (!(window.crypto && crypto.subtle)) {
+      throw new Error("This page must be served over https (or from localhost) to log in: browsers keep Web Crypto, which PKCE needs, from other pages.");
+    }
+    const st = randomString(16);
+    const nonce = randomString(16);
+    const verifier = randomString(32);
+    sessionStorage.setItem(STATE_KEY, st);
+    sessionStorage.setItem(NONCE_KEY, nonce);
+    sessionStorage.setItem(VERIFIER_KEY, verifier);
+    const params = new URLSearchParams({
+      response_type: "code", client_id: clientId, redirect_uri: redirectUri, scope: SCOPE,
+      state: st, nonce, code_challenge: await s256(verifier), code_challenge_method: "S256",
+    });
+    say("Going to Pasee's login page…");
+    location.assign(endpoints.authorize + "?" + params.toString());
   }
 
   // completeRedirect handles the return: ?code=&state= or ?error=&state=.
   async function completeRedirect(query) {
     const expected = sessionStorage.getItem(STATE_KEY);
     const verifier = sessionStorage.getItem(VERIFIER_KEY);
-    sessionStorage.removeItem(STATE_KEY);
-    sessionStorage.removeItem(VERIFIER_KEY);
+    const nonce = sessionStorage.getItem(NONCE_KEY);
+    for (const k of [STATE_KEY, VERIFIER_KEY, NONCE_KEY]) sessionStorage.removeItem(k);
     history.replaceState(null, "", location.pathname); // the code must not stay in the address bar
     if (!expected || query.get("state") !== expected) {
       loggedOut("This login was not started by this page (state mismatch): ignored.");
       return;
     }
     if (query.get("error")) {
-      loggedOut(query.get("error") === "access_denied" ? "Access denied: you declined at the identity provider." : "Login failed: " + query.get("error"));
+      const why = query.get("error_description");
+      loggedOut(query.get("error") === "access_denied" ? "Access denied" + (why ? ": " + why : ": the login was declined.") : "Login failed: " + query.get("error") + (why ? " (" + why + ")" : ""));
       return;
     }
     try {
-      const payload = { code: query.get("code") };
-      if (verifier) payload.code_verifier = verifier;
-      setPair(await request("POST", "/tokens/?grant=code", { body: payload }));
+      const pair = await oauth(endpoints.token, {
+        grant_type: "authorization_code", code: query.get("code"), redirect_uri: redirectUri, code_verifier: verifier,
+      });
+      // The ID token came straight from Pasee's token endpoint; its nonce
+      // ties it to the request this tab made.
+      if (!pair.id_token || claimsOf(pair.id_token).nonce !== nonce) throw new Error("Pasee's answer does not match this login (nonce mismatch): ignored.");
+      setPair(pair);
       await enter();
     } catch (e) {
       loggedOut(e.message);
@@ -638,15 +684,7 @@
 
   // --- Start --------------------------------------------------------------------------
 
-  for (const form of document.querySelectorAll("form.provider")) {
-    form.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      loginWithPassword(form);
-    });
-  }
-  for (const button of document.querySelectorAll("button.redirect")) {
-    button.addEventListener("click", () => loginWithRedirect(button.dataset.idp).catch(fail));
-  }
+  $("login-button").addEventListener("click", () => login().catch(fail));
   $("logout").addEventListener("click", logout);
   $("create-root").addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -665,6 +703,8 @@
   if (query.has("code") || query.has("error")) {
     $("login").hidden = true;
     completeRedirect(query);
+  } else if (query.has("state")) {
+    completeLogout(query);
   } else if (refreshToken()) {
     // A reload of this tab: the refresh token in sessionStorage brings the session back.
     $("login").hidden = true;

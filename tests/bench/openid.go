@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+
+	"github.com/kisee-pasee/suite/tests/oidclogin"
+)
+
+// The confidential client every bench Pasee declares: the code flow's
+// redirect URI is never called (the load generator stops at it).
+const (
+	benchClientID     = "bench"
+	benchClientSecret = "bench-client-secret-long-enough"
+	benchRedirectURI  = "http://127.0.0.1:9/callback"
+)
+
+// benchClients is the [[clients]] entry of the bench Pasee.
+func benchClients() string {
+	return fmt.Sprintf("\n[[clients]]\nid = %q\nsecret = %q\nname = \"Bench\"\nredirect_uris = [%q]\n", benchClientID, benchClientSecret, benchRedirectURI)
+}
+
+// OpenID drives Pasee as an OpenID Provider the way a relying party and a
+// person's browser do: the discovered endpoints, the login page, the token
+// endpoint with client_secret_basic.
+type OpenID struct {
+	d         *oidclogin.Discovery
+	transport http.RoundTripper
+	client    *http.Client
+}
+
+// NewOpenID discovers the provider at issuer; c's keep-alive connections
+// carry every request.
+func NewOpenID(ctx context.Context, c *Client, issuer string) (*OpenID, error) {
+	d, err := oidclogin.Discover(ctx, c.http, issuer)
+	if err != nil {
+		return nil, err
+	}
+	return &OpenID{d: d, transport: c.http.Transport, client: c.http}, nil
+}
+
+// RoundTrip is one full authorization: GET the authorization endpoint
+// with PKCE in a fresh browser (no single sign-on session), the login
+// page, POST its form with user's password, the code at the redirect URI,
+// POST the token endpoint. It returns the token answer.
+func (o *OpenID) RoundTrip(ctx context.Context, user string) ([]byte, error) {
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Transport: o.transport, Jar: jar, Timeout: o.client.Timeout}
+	verifier := random()
+	sum := sha256.Sum256([]byte(verifier))
+	state := random()
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {benchClientID}, "redirect_uri": {benchRedirectURI},
+		"scope": {"openid groups offline_access"}, "state": {state}, "nonce": {random()},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+	}
+	got, err := oidclogin.Code(ctx, browser, o.d.AuthorizationEndpoint+"?"+q.Encode(), benchRedirectURI, user, benchPassword)
+	if err != nil {
+		return nil, err
+	}
+	if got.Get("state") != state {
+		return nil, fmt.Errorf("state %q came back, want %q", got.Get("state"), state)
+	}
+	return o.token(ctx, url.Values{
+		"grant_type": {"authorization_code"}, "code": {got.Get("code")},
+		"redirect_uri": {benchRedirectURI}, "code_verifier": {verifier},
+	})
+}
+
+// Refresh is the token endpoint's refresh_token grant.
+func (o *OpenID) Refresh(ctx context.Context, refreshToken string) ([]byte, error) {
+	return o.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
+}
+
+// token posts form to the token endpoint as the bench client and wants 200.
+func (o *OpenID) token(ctx context.Context, form url.Values) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.d.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(benchClientID), url.QueryEscape(benchClientSecret))
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("token endpoint (%s): status %d: %.200s", form.Get("grant_type"), resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+// random is 32 random bytes in base64url: a PKCE verifier, a state, a nonce.
+func random() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
