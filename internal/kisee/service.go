@@ -134,10 +134,12 @@ func (e *LockedError) Error() string {
 
 // Identify checks a username/password pair under brute-force protection:
 // a lockout returns *LockedError, a wrong pair ErrInvalidCredentials, and
-// a down backend ErrUnavailable. addr is the client's address.
+// a down backend ErrUnavailable. addr is the client's address. The
+// attempt is counted before the backend is asked.
 func (s *Service) Identify(ctx context.Context, username, password, addr string) (User, error) {
+	account := username
 	if s.limiter != nil {
-		retryAfter, err := s.limiter.Admit(ctx, username, addr)
+		retryAfter, err := s.limiter.Admit(ctx, account, addr)
 		switch {
 		case ctx.Err() != nil:
 			return User{}, fmt.Errorf("identify: %w", ctx.Err())
@@ -154,16 +156,21 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 		if errors.Is(err, ErrInvalidCredentials) {
 			s.metrics.LoginsFailed.Inc()
 			if s.limiter != nil {
-				if lerr := s.limiter.Failure(ctx, username, addr); lerr != nil {
+				if lerr := s.limiter.Failure(ctx, account, addr); lerr != nil {
 					s.logger.WarnContext(ctx, "rate limiter: cannot record failure", "error", lerr)
 				}
 			}
 			return User{}, ErrInvalidCredentials
 		}
+		if s.limiter != nil {
+			if lerr := s.limiter.Release(ctx, account, addr); lerr != nil {
+				s.logger.WarnContext(ctx, "rate limiter: cannot release attempt", "error", lerr)
+			}
+		}
 		return User{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if s.limiter != nil {
-		if lerr := s.limiter.Success(ctx, username, addr); lerr != nil {
+		if lerr := s.limiter.Success(ctx, account, addr); lerr != nil {
 			s.logger.WarnContext(ctx, "rate limiter: cannot record success", "error", lerr)
 		}
 	}

@@ -19,11 +19,16 @@ import (
 // Limiter is the brute-force protection consulted around each login
 // (implemented by internal/ratelimit).
 type Limiter interface {
-	// Admit waits the progressive delay before a check, or returns
-	// retryAfter > 0 when attempts for account from addr are locked out.
+	// Admit counts the attempt as it starts and waits the progressive
+	// delay, or returns retryAfter > 0 when attempts for account from addr
+	// are locked out.
 	Admit(ctx context.Context, account, addr string) (retryAfter time.Duration, err error)
+	// Failure, Success and Release say how an admitted attempt ended:
+	// wrong, right (the pair is forgiven and the attempt un-counted), or
+	// not verified at all (un-counted).
 	Failure(ctx context.Context, account, addr string) error
 	Success(ctx context.Context, account, addr string) error
+	Release(ctx context.Context, account, addr string) error
 }
 
 // Config is what a Service is built from.
@@ -180,6 +185,8 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 			lerr = s.limiter.Success(ctx, account, addr)
 		case errors.Is(err, ErrProviderRefused):
 			lerr = s.limiter.Failure(ctx, account, addr)
+		default:
+			lerr = s.limiter.Release(ctx, account, addr)
 		}
 		if lerr != nil {
 			s.logger.WarnContext(ctx, "rate limiter: cannot record attempt", "error", lerr)

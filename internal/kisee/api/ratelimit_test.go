@@ -43,3 +43,25 @@ func TestBruteForceLockout(t *testing.T) {
 		t.Errorf("locked logins not counted:\n%s", m.Body)
 	}
 }
+
+// TestParallelBurstAtKisee: 200 wrong passwords sent at once for one
+// account from one address, on default settings: at most max_failures (20)
+// of them reach the password check, the right password from that address
+// is locked out next, and the account still logs in from another address.
+func TestParallelBurstAtKisee(t *testing.T) {
+	k := kiseetest.Start(t, "")
+	got := ParallelFrom(t, 200, "127.0.0.2", k.URL+"/jwt/", func(int) string {
+		return `{"username":"alice","password":"wrong guess"}`
+	})
+	t.Logf("200 wrong passwords at once: %v (verified: %d of 200)", got, got[403])
+	if got[403] > 20 || got[403]+got[429] != 200 {
+		t.Errorf("200 parallel attempts: %v; want at most 20 verified (403), the rest 429", got)
+	}
+	right := `{"username":"alice","password":"` + alicePassword + `"}`
+	if s := PostFrom(t, "127.0.0.2", k.URL+"/jwt/", right); s != 429 {
+		t.Errorf("the right password from the attacker's address after the burst: %d, want 429", s)
+	}
+	if s := PostFrom(t, "127.0.0.3", k.URL+"/jwt/", right); s != 201 {
+		t.Errorf("alice from another address: %d, want 201", s)
+	}
+}

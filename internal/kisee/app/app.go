@@ -110,6 +110,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if limiterCloser != nil {
 		a.closers = append(a.closers, limiterCloser)
 	}
+	reg.MustRegister(ratelimit.Collectors("kisee", limiter)...)
 
 	logins := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kisee", Name: "logins_total", Help: "Password checks, by result."}, []string{"result"})
 	issued := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "tokens_issued_total", Help: "Identity tokens issued."})

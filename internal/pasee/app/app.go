@@ -125,6 +125,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	counters := newCounters(reg)
+	if l, ok := limiter.(*ratelimit.Limiter); ok {
+		reg.MustRegister(ratelimit.Collectors("pasee", l)...)
+	}
 	grace := cfg.JWT.RefreshReuseGrace.Or(5 * time.Second)
 	if cfg.Source.Has("jwt.refresh_reuse_grace") {
 		grace = cfg.JWT.RefreshReuseGrace.D() // "0s" turns the grace window off
