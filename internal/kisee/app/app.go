@@ -110,6 +110,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if limiterCloser != nil {
 		a.closers = append(a.closers, limiterCloser)
 	}
+	limiter.AddressLocked = addressLockWarner(a.Logger, cfg.Server.TrustedProxies)
+	warnProxyAtStart(a.Logger, cfg.Server.Host, cfg.Server.TrustedProxies)
 	reg.MustRegister(ratelimit.Collectors("kisee", limiter)...)
 
 	logins := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kisee", Name: "logins_total", Help: "Password checks, by result."}, []string{"result"})
