@@ -135,7 +135,8 @@ func (e *LockedError) Error() string {
 // Identify checks a username/password pair under brute-force protection:
 // a lockout returns *LockedError, a wrong pair ErrInvalidCredentials, and
 // a down backend ErrUnavailable. addr is the client's address. The
-// attempt is counted before the backend is asked.
+// attempt is counted before the backend is asked, and a password longer
+// than MaxPasswordBytes fails without any hashing.
 func (s *Service) Identify(ctx context.Context, username, password, addr string) (User, error) {
 	account := username
 	if s.limiter != nil {
@@ -151,7 +152,11 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 			return User{}, &LockedError{RetryAfter: retryAfter}
 		}
 	}
-	u, err := s.backend.Identify(ctx, username, password)
+	var u User
+	err := ErrInvalidCredentials
+	if len(password) <= MaxPasswordBytes {
+		u, err = s.backend.Identify(ctx, username, password)
+	}
 	if err != nil {
 		if errors.Is(err, ErrInvalidCredentials) {
 			s.metrics.LoginsFailed.Inc()

@@ -31,6 +31,10 @@ type Limiter interface {
 	Release(ctx context.Context, account, addr string) error
 }
 
+// MaxPasswordBytes bounds the passwords Pasee forwards: a longer one is
+// refused as a failed login without asking the provider.
+const MaxPasswordBytes = 1024
+
 // Config is what a Service is built from.
 type Config struct {
 	Store     Store
@@ -177,7 +181,11 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 			return Pair{}, &LockedError{RetryAfter: retryAfter}
 		}
 	}
-	id, err := pl.Login(WithClientAddr(ctx, addr), login, password)
+	var id Identity
+	err = ErrProviderRefused
+	if len(password) <= MaxPasswordBytes {
+		id, err = pl.Login(WithClientAddr(ctx, addr), login, password)
+	}
 	if s.limiter != nil {
 		var lerr error
 		switch {

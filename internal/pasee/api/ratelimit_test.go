@@ -121,3 +121,26 @@ func TestKiseeWarnsOfAnUntrustedProxy(t *testing.T) {
 		t.Errorf("no warning about trusted_proxies after 120 failures from Pasee's address; Kisee's log:\n%s", logs)
 	}
 }
+
+// A password longer than 1 KiB sent to Pasee is refused as a failed login
+// without reaching Kisee's password hashing.
+func TestLongPasswordThroughPasee(t *testing.T) {
+	k := kiseetest.Start(t, "")
+	p := paseetest.Start(t, paseetest.SQLite, paseetest.KiseeProvider("kisee", k.URL))
+	hashes := func() string {
+		for line := range strings.Lines(string(Do(t, "GET", k.URL+"/metrics", nil).Body)) {
+			if v, ok := strings.CutPrefix(line, "kisee_password_hash_seconds_count "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return "absent"
+	}
+	before := hashes()
+	long := strings.Repeat("correct horse battery ", 2800)
+	for _, login := range []string{"alice", "mallory"} {
+		Do(t, "POST", p.URL+"/tokens/?idp=kisee", map[string]string{"login": login, "password": long}).WantProblem(t, 403, "Can not authenticate on kisee")
+	}
+	if after := hashes(); after != before {
+		t.Errorf("Kisee hashed long passwords sent to Pasee: kisee_password_hash_seconds_count %s → %s", before, after)
+	}
+}

@@ -445,7 +445,9 @@ func (b *Backend) find(ctx context.Context, filter, value string) (*goldap.Entry
 func (b *Backend) Identify(ctx context.Context, username, pw string) (kisee.User, error) {
 	// An empty password must never reach a bind: LDAP treats it as an
 	// unauthenticated bind, which "succeeds" on most servers.
-	if pw == "" || !kisee.PlausibleUsername(username) {
+	// A password beyond kisee.MaxPasswordBytes is refused before it costs
+	// the directory a bind.
+	if pw == "" || len(pw) > kisee.MaxPasswordBytes || !kisee.PlausibleUsername(username) {
 		return kisee.User{}, kisee.ErrInvalidCredentials
 	}
 	entry, err := b.find(ctx, b.o.UserFilter, username)

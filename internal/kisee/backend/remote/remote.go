@@ -102,7 +102,7 @@ func New(o Options) (*Backend, error) {
 
 // Identify implements kisee.Backend.
 func (b *Backend) Identify(ctx context.Context, username, password string) (kisee.User, error) {
-	if !kisee.PlausibleUsername(username) || password == "" {
+	if !kisee.PlausibleUsername(username) || password == "" || len(password) > kisee.MaxPasswordBytes {
 		return kisee.User{}, kisee.ErrInvalidCredentials
 	}
 	body, _ := json.Marshal(map[string]string{"username": username, "login": username, "password": password})
