@@ -122,6 +122,14 @@ type Limiter interface {
 	Release(ctx context.Context, account, addr string) error
 }
 
+// CanonicalNamer is implemented by backends that match usernames loosely
+// (LDAP compares uid without case and insignificant spaces): the
+// brute-force counters key on the canonical name, so that "Alice",
+// "ALICE" and " alice" count as the one account they reach.
+type CanonicalNamer interface {
+	CanonicalName(username string) string
+}
+
 // MaxUsernameLength bounds the usernames any backend is asked about.
 const MaxUsernameLength = 255
 

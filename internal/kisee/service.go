@@ -138,7 +138,7 @@ func (e *LockedError) Error() string {
 // attempt is counted before the backend is asked, and a password longer
 // than MaxPasswordBytes fails without any hashing.
 func (s *Service) Identify(ctx context.Context, username, password, addr string) (User, error) {
-	account := username
+	account := s.accountName(username)
 	if s.limiter != nil {
 		retryAfter, err := s.limiter.Admit(ctx, account, addr)
 		switch {
@@ -181,6 +181,15 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 	}
 	s.metrics.LoginsSucceeded.Inc()
 	return u, nil
+}
+
+// accountName is the name the brute-force counters know username by: the
+// backend's canonical form when it matches names loosely.
+func (s *Service) accountName(username string) string {
+	if c, ok := s.backend.(CanonicalNamer); ok {
+		return c.CanonicalName(username)
+	}
+	return username
 }
 
 // Login identifies the pair and issues an identity token.

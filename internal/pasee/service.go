@@ -35,6 +35,15 @@ type Limiter interface {
 // refused as a failed login without asking the provider.
 const MaxPasswordBytes = 1024
 
+// limiterAccount is the name the brute-force counters know a login by:
+// the provider's name and the login folded to lower case with its spaces
+// trimmed and collapsed, so that the variants a loosely matching provider
+// (LDAP) takes for one account count as that account. Folding can only
+// merge counters, never split them.
+func limiterAccount(idp, login string) string {
+	return idp + ":" + strings.ToLower(strings.Join(strings.Fields(login), " "))
+}
+
 // Config is what a Service is built from.
 type Config struct {
 	Store     Store
@@ -169,7 +178,7 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 	if !ok {
 		return Pair{}, ErrUnsupportedLogin
 	}
-	account := idp + ":" + login
+	account := limiterAccount(idp, login)
 	if s.limiter != nil {
 		retryAfter, err := s.limiter.Admit(ctx, account, addr)
 		switch {
