@@ -155,7 +155,19 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 	var u User
 	err := ErrInvalidCredentials
 	if len(password) <= MaxPasswordBytes {
-		u, err = s.backend.Identify(ctx, username, password)
+		u, err = s.backend.Identify(WithClientAddr(ctx, addr), username, password)
+	}
+	var upstreamLocked *LockedError
+	if errors.As(err, &upstreamLocked) {
+		// The backend's upstream (remote) locked this client out: pass its
+		// 429 on; the attempt was not verified here.
+		if s.limiter != nil {
+			if lerr := s.limiter.Release(ctx, account, addr); lerr != nil {
+				s.logger.WarnContext(ctx, "rate limiter: cannot release attempt", "error", lerr)
+			}
+		}
+		s.metrics.LoginsLocked.Inc()
+		return User{}, upstreamLocked
 	}
 	if err != nil {
 		if errors.Is(err, ErrInvalidCredentials) {
@@ -181,6 +193,21 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 	}
 	s.metrics.LoginsSucceeded.Inc()
 	return u, nil
+}
+
+type clientAddrKey struct{}
+
+// WithClientAddr records the address of the client an identification is
+// made for, so that a backend that asks another service (remote) can pass
+// it on (X-Forwarded-For).
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+// ClientAddr returns the address recorded by WithClientAddr, or "".
+func ClientAddr(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddrKey{}).(string)
+	return a
 }
 
 // accountName is the name the brute-force counters know username by: the
