@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		apiOpts = append(apiOpts, api.WithRedirectFlow(flow.New(flow.Config{
 			Service: a.Service, Storage: fs, Keys: cfg.Keys, LegacyES256K: cfg.JWT.LegacyES256K,
 			Issuer: cfg.JWT.Iss, PublicURL: cfg.Hostname, AllowedRedirectURIs: redirectURIs(cfg), Logger: a.Logger,
+			Limiter: requestLimiter(limiter),
 		})))
 	}
 	if err := api.Register(a.Server, a.Service, api.Config{PublicURL: cfg.Hostname, Version: o.Version, Keys: cfg.Keys}, apiOpts...); err != nil {
@@ -170,6 +171,14 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	a.Server.Route(http.MethodGet, "/status", a.statusPage(o.Version, counters).Handler())
 	ok = true
 	return a, nil
+}
+
+// requestLimiter is the limiter's per-address request counter, or nil.
+func requestLimiter(l pasee.Limiter) flow.RequestLimiter {
+	if rl, ok := l.(flow.RequestLimiter); ok {
+		return rl
+	}
+	return nil
 }
 
 // redirectURIs are where the browser flow may send its one-time codes:
