@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kisee-pasee/suite/pkg/token"
@@ -56,6 +57,8 @@ type Service struct {
 	registration  bool
 	passwords     *PasswordPolicy
 	recovery      RecoveryConfig
+	// health and backendHealth cache Health and BackendHealth.
+	health, backendHealth healthCache
 }
 
 // Config is what a Service is built from.
@@ -324,15 +327,50 @@ func (s *Service) RevokeToken(ctx context.Context, p Principal, jti string) erro
 
 // Health checks the token store and, if it can tell, the backend.
 func (s *Service) Health(ctx context.Context) error {
-	if err := s.tokens.Ping(ctx); err != nil {
-		return fmt.Errorf("token store: %w", err)
-	}
-	if h, ok := s.backend.(HealthChecker); ok {
-		if err := h.Health(ctx); err != nil {
+	return s.health.get(ctx, func(ctx context.Context) error {
+		if err := s.tokens.Ping(ctx); err != nil {
+			return fmt.Errorf("token store: %w", err)
+		}
+		if err := s.BackendHealth(ctx); err != nil {
 			return fmt.Errorf("backend: %w", err)
 		}
+		return nil
+	})
+}
+
+// BackendHealth is the backend's own health check (nil for a backend
+// without one), answered from a cache of HealthCacheTTL: /health and
+// /status are public, and must not make every request a call to LDAP or
+// to a remote service.
+func (s *Service) BackendHealth(ctx context.Context) error {
+	h, ok := s.backend.(HealthChecker)
+	if !ok {
+		return nil
 	}
-	return nil
+	return s.backendHealth.get(ctx, h.Health)
+}
+
+// HealthCacheTTL is how long a health check result is reused.
+const HealthCacheTTL = 1500 * time.Millisecond
+
+// healthCache keeps the last result of a check for HealthCacheTTL;
+// concurrent callers during a check wait for it rather than start their
+// own.
+type healthCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+func (c *healthCache) get(ctx context.Context, check func(context.Context) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < HealthCacheTTL {
+		return c.err
+	}
+	c.err = check(ctx)
+	c.at = time.Now()
+	return c.err
 }
 
 // NewID returns a random identifier of 128 bits, base64url encoded.

@@ -168,8 +168,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 			{Name: "locked-out attempts", Counter: hour.lockouts}, {Name: "tokens issued", Counter: hour.tokens},
 		},
 	}
-	if h, ok := backend.(kisee.HealthChecker); ok {
-		status.Checks = append(status.Checks, web.StatusCheck{Name: "identity backend (" + cfg.Backend + ")", Check: h.Health})
+	if _, ok := backend.(kisee.HealthChecker); ok {
+		// Cached (kisee.HealthCacheTTL): the status page is public.
+		status.Checks = append(status.Checks, web.StatusCheck{Name: "identity backend (" + cfg.Backend + ")", Check: a.Service.BackendHealth})
 	}
 	a.Server.Route(http.MethodGet, "/status", status.Handler())
 	ok = true
