@@ -77,9 +77,10 @@ func New(name, endpoint string, o Options, types ...string) (*Client, error) {
 	c := &Client{name: name, endpoint: u, opts: o, types: types,
 		http: &http.Client{Timeout: o.Timeout.D(), CheckRedirect: noRedirect},
 		// A login (or a forwarded registration) may wait the upstream's
-		// progressive delay before it is answered: allow for it, or a
-		// delayed failure would read as an upstream that is down.
-		post: &http.Client{Timeout: o.Timeout.D() + ratelimit.DefaultMaxDelay, CheckRedirect: noRedirect}}
+		// progressive delay before it is answered: allow for it (up to
+		// twice the timeout), or a delayed failure would read as an
+		// upstream that is down.
+		post: &http.Client{Timeout: o.Timeout.D() + min(o.Timeout.D(), ratelimit.DefaultMaxDelay), CheckRedirect: noRedirect}}
 	if len(o.PublicKeys) > 0 {
 		keys, err := token.ParsePublicKeysPEM(o.PublicKeys)
 		if err != nil {
