@@ -110,11 +110,24 @@ var ErrTokenNotFound = errors.New("token not found")
 // Limiter is the brute-force protection consulted around each password
 // check (implemented by internal/ratelimit).
 type Limiter interface {
-	// Admit waits the progressive delay before a check, or returns
-	// retryAfter > 0 when attempts for account from addr are locked out.
+	// Admit counts the attempt as it starts and waits the progressive
+	// delay, or returns retryAfter > 0 when attempts for account from addr
+	// are locked out.
 	Admit(ctx context.Context, account, addr string) (retryAfter time.Duration, err error)
+	// Failure, Success and Release say how an admitted attempt ended:
+	// wrong, right (the pair is forgiven and the attempt un-counted), or
+	// not verified at all (un-counted).
 	Failure(ctx context.Context, account, addr string) error
 	Success(ctx context.Context, account, addr string) error
+	Release(ctx context.Context, account, addr string) error
+}
+
+// CanonicalNamer is implemented by backends that match usernames loosely
+// (LDAP compares uid without case and insignificant spaces): the
+// brute-force counters key on the canonical name, so that "Alice",
+// "ALICE" and " alice" count as the one account they reach.
+type CanonicalNamer interface {
+	CanonicalName(username string) string
 }
 
 // MaxUsernameLength bounds the usernames any backend is asked about.

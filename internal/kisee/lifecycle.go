@@ -53,9 +53,43 @@ func (s *Service) RegistrationOpen() error {
 	return nil
 }
 
+// Registrations are limited per client address: each costs a password
+// hash and creates a row, and anonymous clients may ask for them.
+const (
+	RegistrationsPerAddress = 10
+	RegistrationWindow      = time.Hour
+)
+
+// requestLimiter counts requests of a kind per client address (implemented
+// by internal/ratelimit).
+type requestLimiter interface {
+	Take(ctx context.Context, bucket, addr string, limit int, window time.Duration) (retryAfter time.Duration, err error)
+}
+
+// AdmitRegistration counts a registration attempt from addr that passed
+// validation, before its password is hashed, and returns a *LockedError once addr made
+// RegistrationsPerAddress of them within RegistrationWindow. A limiter
+// store that is down lets the attempt through (logged).
+func (s *Service) AdmitRegistration(ctx context.Context, addr string) error {
+	rl, ok := s.limiter.(requestLimiter)
+	if !ok {
+		return nil
+	}
+	retryAfter, err := rl.Take(ctx, "registration", addr, RegistrationsPerAddress, RegistrationWindow)
+	switch {
+	case err != nil:
+		s.logger.WarnContext(ctx, "rate limiter unavailable; registration not limited", "error", err)
+	case retryAfter > 0:
+		return &LockedError{RetryAfter: retryAfter}
+	}
+	return nil
+}
+
 // Register creates a user (self-registration) after checking its
-// username, email and password. Errors: those of RegistrationOpen, a
-// *ValidationError, ErrUserExists, ErrUnavailable.
+// username, email and password, and counting it against the client
+// address recorded in ctx (WithClientAddr). Errors: those of
+// RegistrationOpen, a *ValidationError, *LockedError, ErrUserExists,
+// ErrUnavailable.
 func (s *Service) Register(ctx context.Context, nu NewUser) (User, error) {
 	if err := s.RegistrationOpen(); err != nil {
 		return User{}, err
@@ -76,6 +110,9 @@ func (s *Service) Register(ctx context.Context, nu NewUser) (User, error) {
 		return User{}, err
 	}
 	if err := s.passwords.Check(nu.Password, nu.Username, nu.Email); err != nil {
+		return User{}, err
+	}
+	if err := s.AdmitRegistration(ctx, ClientAddr(ctx)); err != nil {
 		return User{}, err
 	}
 	u, err := s.backend.(Registerer).Register(ctx, nu)

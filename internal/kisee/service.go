@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kisee-pasee/suite/pkg/token"
@@ -56,6 +57,8 @@ type Service struct {
 	registration  bool
 	passwords     *PasswordPolicy
 	recovery      RecoveryConfig
+	// health and backendHealth cache Health and BackendHealth.
+	health, backendHealth healthCache
 }
 
 // Config is what a Service is built from.
@@ -134,10 +137,13 @@ func (e *LockedError) Error() string {
 
 // Identify checks a username/password pair under brute-force protection:
 // a lockout returns *LockedError, a wrong pair ErrInvalidCredentials, and
-// a down backend ErrUnavailable. addr is the client's address.
+// a down backend ErrUnavailable. addr is the client's address. The
+// attempt is counted before the backend is asked, and a password longer
+// than MaxPasswordBytes fails without any hashing.
 func (s *Service) Identify(ctx context.Context, username, password, addr string) (User, error) {
+	account := s.accountName(username)
 	if s.limiter != nil {
-		retryAfter, err := s.limiter.Admit(ctx, username, addr)
+		retryAfter, err := s.limiter.Admit(ctx, account, addr)
 		switch {
 		case ctx.Err() != nil:
 			return User{}, fmt.Errorf("identify: %w", ctx.Err())
@@ -150,28 +156,73 @@ func (s *Service) Identify(ctx context.Context, username, password, addr string)
 			return User{}, &LockedError{RetryAfter: retryAfter}
 		}
 	}
-	u, err := s.backend.Identify(ctx, username, password)
+	var u User
+	err := ErrInvalidCredentials
+	if len(password) <= MaxPasswordBytes {
+		u, err = s.backend.Identify(WithClientAddr(ctx, addr), username, password)
+	}
+	var upstreamLocked *LockedError
+	if errors.As(err, &upstreamLocked) {
+		// The backend's upstream (remote) locked this client out: pass its
+		// 429 on; the attempt was not verified here.
+		if s.limiter != nil {
+			if lerr := s.limiter.Release(ctx, account, addr); lerr != nil {
+				s.logger.WarnContext(ctx, "rate limiter: cannot release attempt", "error", lerr)
+			}
+		}
+		s.metrics.LoginsLocked.Inc()
+		return User{}, upstreamLocked
+	}
 	if err != nil {
 		s.logger.DebugContext(ctx, "login refused by the backend", "account", username, "client", addr, "error", err)
 		if errors.Is(err, ErrInvalidCredentials) {
 			s.metrics.LoginsFailed.Inc()
 			if s.limiter != nil {
-				if lerr := s.limiter.Failure(ctx, username, addr); lerr != nil {
+				if lerr := s.limiter.Failure(ctx, account, addr); lerr != nil {
 					s.logger.WarnContext(ctx, "rate limiter: cannot record failure", "error", lerr)
 				}
 			}
 			return User{}, ErrInvalidCredentials
 		}
+		if s.limiter != nil {
+			if lerr := s.limiter.Release(ctx, account, addr); lerr != nil {
+				s.logger.WarnContext(ctx, "rate limiter: cannot release attempt", "error", lerr)
+			}
+		}
 		return User{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if s.limiter != nil {
-		if lerr := s.limiter.Success(ctx, username, addr); lerr != nil {
+		if lerr := s.limiter.Success(ctx, account, addr); lerr != nil {
 			s.logger.WarnContext(ctx, "rate limiter: cannot record success", "error", lerr)
 		}
 	}
 	s.metrics.LoginsSucceeded.Inc()
 	s.logger.DebugContext(ctx, "login accepted by the backend", "account", username, "subject", u.ID, "client", addr)
 	return u, nil
+}
+
+type clientAddrKey struct{}
+
+// WithClientAddr records the address of the client an identification is
+// made for, so that a backend that asks another service (remote) can pass
+// it on (X-Forwarded-For).
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+// ClientAddr returns the address recorded by WithClientAddr, or "".
+func ClientAddr(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddrKey{}).(string)
+	return a
+}
+
+// accountName is the name the brute-force counters know username by: the
+// backend's canonical form when it matches names loosely.
+func (s *Service) accountName(username string) string {
+	if c, ok := s.backend.(CanonicalNamer); ok {
+		return c.CanonicalName(username)
+	}
+	return username
 }
 
 // Login identifies the pair and issues an identity token.
@@ -279,15 +330,50 @@ func (s *Service) RevokeToken(ctx context.Context, p Principal, jti string) erro
 
 // Health checks the token store and, if it can tell, the backend.
 func (s *Service) Health(ctx context.Context) error {
-	if err := s.tokens.Ping(ctx); err != nil {
-		return fmt.Errorf("token store: %w", err)
-	}
-	if h, ok := s.backend.(HealthChecker); ok {
-		if err := h.Health(ctx); err != nil {
+	return s.health.get(ctx, func(ctx context.Context) error {
+		if err := s.tokens.Ping(ctx); err != nil {
+			return fmt.Errorf("token store: %w", err)
+		}
+		if err := s.BackendHealth(ctx); err != nil {
 			return fmt.Errorf("backend: %w", err)
 		}
+		return nil
+	})
+}
+
+// BackendHealth is the backend's own health check (nil for a backend
+// without one), answered from a cache of HealthCacheTTL: /health and
+// /status are public, and must not make every request a call to LDAP or
+// to a remote service.
+func (s *Service) BackendHealth(ctx context.Context) error {
+	h, ok := s.backend.(HealthChecker)
+	if !ok {
+		return nil
 	}
-	return nil
+	return s.backendHealth.get(ctx, h.Health)
+}
+
+// HealthCacheTTL is how long a health check result is reused.
+const HealthCacheTTL = 1500 * time.Millisecond
+
+// healthCache keeps the last result of a check for HealthCacheTTL;
+// concurrent callers during a check wait for it rather than start their
+// own.
+type healthCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+func (c *healthCache) get(ctx context.Context, check func(context.Context) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < HealthCacheTTL {
+		return c.err
+	}
+	c.err = check(ctx)
+	c.at = time.Now()
+	return c.err
 }
 
 // NewID returns a random identifier of 128 bits, base64url encoded.

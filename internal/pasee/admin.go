@@ -178,8 +178,17 @@ func (s *Service) UserGroups(ctx context.Context, caller, user, after string, li
 			break
 		}
 	}
-	if !seen && len(all) > 0 {
-		return nil, fmt.Errorf("%w: you administer none of %s's groups", ErrForbidden, user)
+	if !seen && caller != user {
+		// A user without groups and one whose groups caller does not
+		// administer get the same refusal, so that the answer does not
+		// tell whether user belongs to any group; staff see anyone's.
+		staff, err := s.IsStaff(ctx, caller)
+		if err != nil {
+			return nil, err
+		}
+		if !staff {
+			return nil, fmt.Errorf("%w: you administer none of %s's groups", ErrForbidden, user)
+		}
 	}
 	return out, nil
 }

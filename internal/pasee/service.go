@@ -19,11 +19,29 @@ import (
 // Limiter is the brute-force protection consulted around each login
 // (implemented by internal/ratelimit).
 type Limiter interface {
-	// Admit waits the progressive delay before a check, or returns
-	// retryAfter > 0 when attempts for account from addr are locked out.
+	// Admit counts the attempt as it starts and waits the progressive
+	// delay, or returns retryAfter > 0 when attempts for account from addr
+	// are locked out.
 	Admit(ctx context.Context, account, addr string) (retryAfter time.Duration, err error)
+	// Failure, Success and Release say how an admitted attempt ended:
+	// wrong, right (the pair is forgiven and the attempt un-counted), or
+	// not verified at all (un-counted).
 	Failure(ctx context.Context, account, addr string) error
 	Success(ctx context.Context, account, addr string) error
+	Release(ctx context.Context, account, addr string) error
+}
+
+// MaxPasswordBytes bounds the passwords Pasee forwards: a longer one is
+// refused as a failed login without asking the provider.
+const MaxPasswordBytes = 1024
+
+// limiterAccount is the name the brute-force counters know a login by:
+// the provider's name and the login folded to lower case with its spaces
+// trimmed and collapsed, so that the variants a loosely matching provider
+// (LDAP) takes for one account count as that account. Folding can only
+// merge counters, never split them.
+func limiterAccount(idp, login string) string {
+	return idp + ":" + strings.ToLower(strings.Join(strings.Fields(login), " "))
 }
 
 // Config is what a Service is built from.
@@ -160,7 +178,7 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 	if !ok {
 		return Pair{}, ErrUnsupportedLogin
 	}
-	account := idp + ":" + login
+	account := limiterAccount(idp, login)
 	if s.limiter != nil {
 		retryAfter, err := s.limiter.Admit(ctx, account, addr)
 		switch {
@@ -173,7 +191,11 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 			return Pair{}, &LockedError{RetryAfter: retryAfter}
 		}
 	}
-	id, err := pl.Login(WithClientAddr(ctx, addr), login, password)
+	var id Identity
+	err = ErrProviderRefused
+	if len(password) <= MaxPasswordBytes {
+		id, err = pl.Login(WithClientAddr(ctx, addr), login, password)
+	}
 	if err != nil {
 		s.logger.DebugContext(ctx, "login refused by the provider", "idp", idp, "account", login, "client", addr, "error", err)
 	} else {
@@ -186,6 +208,8 @@ func (s *Service) Login(ctx context.Context, idp, login, password, addr string) 
 			lerr = s.limiter.Success(ctx, account, addr)
 		case errors.Is(err, ErrProviderRefused):
 			lerr = s.limiter.Failure(ctx, account, addr)
+		default:
+			lerr = s.limiter.Release(ctx, account, addr)
 		}
 		if lerr != nil {
 			s.logger.WarnContext(ctx, "rate limiter: cannot record attempt", "error", lerr)

@@ -115,8 +115,19 @@ func (h *Hasher) releaseSlot() {
 	h.hashed()
 }
 
+// MaxBytes is the longest password hashed or verified. Longer ones are
+// refused before any work: SHA-crypt costs the square of the password's
+// length (a 60 KB password took seconds of CPU), and no one types 1 KiB.
+const MaxBytes = 1024
+
+// ErrTooLong is returned by Hash for a password longer than MaxBytes.
+var ErrTooLong = fmt.Errorf("password longer than %d bytes", MaxBytes)
+
 // Hash returns the PHC-format argon2id hash of password.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	if len(password) > MaxBytes {
+		return "", ErrTooLong
+	}
 	salt := make([]byte, h.params.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
@@ -141,7 +152,12 @@ func (h *Hasher) encode(salt, password []byte) string {
 // Verify checks password against encoded. It returns nil on a match,
 // ErrMismatch otherwise, and reports whether the hash should be replaced
 // by one of the hasher's current format and parameters.
+//
+// A password longer than MaxBytes is ErrMismatch at once, without hashing.
 func (h *Hasher) Verify(ctx context.Context, encoded, password string) (needsRehash bool, err error) {
+	if len(password) > MaxBytes {
+		return false, ErrMismatch
+	}
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
@@ -185,7 +201,12 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (needsReh
 // Dummy spends the time of a verification without a stored hash, so that
 // an unknown user costs what a wrong password costs and timing does not
 // tell one from the other.
+//
+// A password longer than MaxBytes costs nothing, as it does in Verify.
 func (h *Hasher) Dummy(ctx context.Context, password string) {
+	if len(password) > MaxBytes {
+		return
+	}
 	h.dummyOnce.Do(func() {
 		h.dummy = h.encode(make([]byte, h.params.SaltLen), []byte("dummy password for timing"))
 	})

@@ -1,13 +1,15 @@
 // Package ratelimit is the brute-force protection of every credential entry
 // point (Kisee POST /jwt/ and Basic auth, Pasee POST /tokens/): it counts
-// failed logins and tells the caller to slow down or refuse further
-// attempts. docs/ratelimit.md describes the same policy for operators.
+// login attempts as they start and tells the caller to slow down or refuse
+// further ones. It also counts other anonymous requests per address (Take:
+// registrations, flow starts). docs/ratelimit.md describes the same policy
+// for operators.
 //
 // # Use
 //
 // Around each password check:
 //
-//	delay, retryAfter, err := lim.Check(ctx, account, addr)
+//	delay, retryAfter, err := lim.Check(ctx, account, addr) // counts the attempt
 //	switch {
 //	case err != nil:
 //		// The store is unreachable: log a warning and go on as if
@@ -15,72 +17,45 @@
 //		// being down does not take login down with it.
 //	case retryAfter > 0:
 //		// 429 Too Many Requests, Retry-After: RetryAfterSeconds(retryAfter).
-//		// Do not verify the password and do not call Failure.
+//		// Do not verify the password.
 //	case delay > 0:
 //		// Wait delay (or until ctx is done) before verifying.
 //	}
-//	// verify the password, then lim.Failure(...) or lim.Success(...)
+//	// verify the password, then lim.Failure, lim.Success or lim.Release
 //
-// The Limiter itself never decides what a store error means: Check returns
-// it with delay = retryAfter = 0, and the recommended reading above (fail
-// open, logged) is the caller's choice. Failing closed would let anyone who
-// can break Redis lock every user out.
+// Admit is Check followed by the wait. The Limiter itself never decides
+// what a store error means, except that a MemoryStore full of lockouts
+// refuses new keys (see MemoryStore).
 //
 // # Policy
 //
-// Failures are counted in three counters, each in a fixed window of
-// Policy.Window (15 minutes) that starts at its first failure and is not
-// extended by later ones: when the window ends, its failures are forgiven
-// and the count starts again from zero. Counts therefore never grow
-// forever.
+// Check increments the pair (account and address), address and account
+// counters atomically before any verification and decides from the counts
+// it gets back, which include every attempt started before (in flight or
+// failed): a burst of parallel attempts cannot pass the limit. Each counter
+// lives in a fixed window of Policy.Window (15 minutes) from its first
+// count, not extended by later ones.
 //
-//   - pair: failures of one account from one address;
-//   - address: failures from one address, whatever the account;
-//   - account: failures of one account, whatever the address.
+//  1. Lockout of the pair: more than MaxFailures (20) attempts; retryAfter
+//     is the time until the pair window ends.
+//  2. Lockout of the address (credential stuffing): more than
+//     AddressMaxFailures (100) attempts, any account; when both hold, the
+//     later end. A refused attempt is un-counted (Store.Decr).
+//  3. Progressive delay, from the pair's recorded failures (Failure):
+//     from DelayAfter (5), 250 ms × 2^(failures − 5), at most MaxDelay (5 s).
+//  4. Account-wide slow-down: from 10 × MaxFailures (200) attempts on the
+//     account from anywhere, at least AccountDelay (1 s); never a lockout.
 //
-// Check applies, in this order:
-//
-//  1. Lockout of the pair: when the pair count reached MaxFailures (20),
-//     retryAfter is the time until the pair window ends.
-//  2. Lockout of the address (credential stuffing): when the address count
-//     reached AddressMaxFailures (5 × MaxFailures = 100), the address is
-//     refused for every account until its window ends. When both lockouts
-//     hold, retryAfter is the later of the two ends.
-//  3. Progressive delay: once the pair count reached DelayAfter (5), delay
-//     is 250 ms × 2^(count − DelayAfter), capped at MaxDelay (5 s): 250 ms,
-//     500 ms, 1 s, 2 s, 4 s, then 5 s until the lockout.
-//  4. Burst guard: from DelayAfter on, Check also counts the attempts it
-//     lets through for the pair (until the pair window ends); when
-//     DelayAfter + those attempts reaches MaxFailures, the pair is locked
-//     even if the failures of requests still in flight have not been
-//     recorded yet. A client that fires many attempts in parallel thus
-//     gets no more than MaxFailures − DelayAfter of them through while
-//     delayed, instead of as many as it can send during the delay. For
-//     sequential attempts this changes nothing; an attempt abandoned during
-//     its delay counts.
-//  5. Account-wide slow-down: failures of the account from other addresses
-//     never lock it (a user logging in from an address that has not failed
-//     is not locked out by others' failures). They only add a small delay:
-//     when the account count reached 10 × MaxFailures (200), delay is at
-//     least AccountDelay (1 s, or MaxDelay if smaller), which slows a
-//     distributed attack on one account without refusing its owner.
-//
-// Delay and retryAfter are never both positive.
-//
-// Success(account, addr) forgets the pair's failures only; the address and
-// account counters keep running until their windows end, so an attacker
-// cannot clear them by logging in to an account of his own.
+// Success forgets the pair and un-counts the attempt from the address and
+// account counters; Release un-counts an attempt that could not be
+// verified.
 //
 // # Keys
 //
-// Accounts are compared exactly as given ("Alice" and "alice" are two
-// accounts) and appear in store keys only as their SHA-256 (hex), so any
-// name — Unicode, quotes, SQL, megabytes — gives a short, safe key.
-// Addresses are normalised: IPv4-mapped IPv6 is read as IPv4, a port is
-// dropped, and an IPv6 address counts as its /64 network (one site gets a
-// whole /64, so counting single IPv6 addresses would let one attacker rotate
-// through billions of them); anything that is not an IP address is hashed
-// like an account. An empty address is one address like any other.
+// Accounts appear in store keys only as their SHA-256 (hex); callers pass
+// the backend's canonical name. Addresses are normalised: IPv4-mapped IPv6
+// is read as IPv4, a port is dropped, and an IPv6 address counts as its /64
+// network; anything that is not an IP address is hashed.
 //
 // # Stores
 //

@@ -143,3 +143,24 @@ func migrate(t testing.TB, db *sql.DB, d sqldb.Dialect) {
 		t.Fatal(err)
 	}
 }
+
+// peek returns what Check would answer for the next attempt of account
+// from addr, without counting it.
+func peek(t testing.TB, l *Limiter, account, addr string) (delay, retryAfter time.Duration) {
+	t.Helper()
+	k := keysFor(account, addr)
+	c, err := getMany(context.Background(), l.store, []string{k.pair, k.addr, k.account, k.failures})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := l.Now()
+	next := func(c counter) counter {
+		if c.count == 0 {
+			c.resetAt = now.Add(l.policy.Window)
+		}
+		c.count++
+		return c
+	}
+	delay, retryAfter, _ = l.decide(next(c[0]), next(c[1]), next(c[2]), c[3].count, now)
+	return delay, retryAfter
+}

@@ -102,6 +102,11 @@ type Limiter struct {
 	// using the Limiter.
 	Now func() time.Time
 
+	// AddressLocked, when set, is called once when an address reaches
+	// its lockout (it failed for many accounts): a service that sees a
+	// proxy's address there has not been told to trust the proxy.
+	AddressLocked func(ctx context.Context, addr string)
+
 	store  Store
 	policy Policy
 }
@@ -109,79 +114,140 @@ type Limiter struct {
 // New returns a Limiter counting in store with policy p (zero fields of p
 // take their defaults).
 func New(store Store, p Policy) *Limiter {
-	return &Limiter{Now: time.Now, store: store, policy: p.withDefaults()}
+	p = p.withDefaults()
+	if m, ok := store.(*MemoryStore); ok {
+		// A counter at the pair lockout is a lockout (or part of the
+		// address one): never evict it to make room.
+		m.SetProtectFrom(int64(min(p.MaxFailures, p.AddressMaxFailures)))
+	}
+	return &Limiter{Now: time.Now, store: store, policy: p}
 }
+
+// Store returns the store the limiter counts in.
+func (l *Limiter) Store() Store { return l.store }
 
 // Policy returns the policy in force, defaults filled in.
 func (l *Limiter) Policy() Policy { return l.policy }
 
 // Check is called once per attempt, before verifying the credentials of
-// account presented from addr (from the delay threshold on, it counts the
-// attempts it lets through: see the burst guard). It returns delay > 0 when the answer must wait that long
-// (progressive delay), or retryAfter > 0 when the attempt must be refused
-// with 429 and Retry-After (lockout); never both. On a store error it
-// returns the error with delay = retryAfter = 0: the caller decides (see
-// the package documentation).
+// account presented from addr. It counts the attempt at once, in the pair,
+// address and account counters (one atomic increment each), and decides
+// from the counts it gets back: an attempt is a failure until Success says
+// otherwise, so parallel attempts each see the ones before them and a
+// burst cannot pass the limit. It returns delay > 0 when the answer must
+// wait that long (progressive delay), or retryAfter > 0 when the attempt
+// must be refused with 429 and Retry-After (lockout; the attempt is then
+// un-counted, so that refused attempts do not count); never both. On a
+// store error it returns the error with delay = retryAfter = 0: the caller
+// decides (see the package documentation), except when a MemoryStore is
+// full of live lockouts, which refuses the attempt.
 func (l *Limiter) Check(ctx context.Context, account, addr string) (delay, retryAfter time.Duration, err error) {
 	k := keysFor(account, addr)
-	c, err := getMany(ctx, l.store, []string{k.pair, k.addr, k.account})
+	counted := []string{k.pair, k.addr, k.account}
+	c, err := incrMany(ctx, l.store, counted, l.policy.Window)
 	if err != nil {
+		if full, ok := errors.AsType[*FullError](err); ok {
+			return 0, full.RetryAfter, nil
+		}
 		return 0, 0, fmt.Errorf("rate limit check: %w", err)
 	}
-	pair, address, acct := c[0], c[1], c[2]
-	p := l.policy
-	now := l.Now()
-
-	if pair.count >= int64(p.MaxFailures) {
-		retryAfter = remaining(pair.resetAt, now)
-	}
-	if address.count >= int64(p.AddressMaxFailures) {
-		retryAfter = max(retryAfter, remaining(address.resetAt, now))
-	}
+	delay, retryAfter, addrLocked := l.decide(c[0], c[1], c[2], 0, l.Now())
 	if retryAfter > 0 {
+		if addrLocked && l.AddressLocked != nil {
+			l.AddressLocked(ctx, addr)
+		}
+		if err := decrMany(ctx, l.store, counted); err != nil {
+			return 0, retryAfter, fmt.Errorf("rate limit check: un-count a refused attempt: %w", err)
+		}
 		return 0, retryAfter, nil
 	}
-
-	if p.DelayAfter > 0 && pair.count >= int64(p.DelayAfter) {
-		// Burst guard: count this attempt before it is delayed, in a
-		// counter that ends with the pair window.
-		left := remaining(pair.resetAt, now)
-		n, _, err := l.store.Incr(ctx, k.pending, left)
+	if l.policy.DelayAfter > 0 {
+		failures, _, err := l.store.Get(ctx, k.failures)
 		if err != nil {
 			return 0, 0, fmt.Errorf("rate limit check: %w", err)
 		}
-		if int64(p.DelayAfter)+n-1 >= int64(p.MaxFailures) {
-			return 0, left, nil
-		}
-		delay = p.progressiveDelay(pair.count)
-	}
-	if acct.count >= int64(AccountFactor*p.MaxFailures) {
-		delay = max(delay, min(AccountDelay, p.MaxDelay))
+		delay, _, _ = l.decide(c[0], c[1], c[2], failures, l.Now())
 	}
 	return delay, 0, nil
 }
 
+// decide applies the policy to the counters of an attempt, this attempt
+// included, and to the failures of the pair known so far; addrLocked
+// reports an address that reached its lockout just now.
+func (l *Limiter) decide(pair, address, acct counter, failures int64, now time.Time) (delay, retryAfter time.Duration, addrLocked bool) {
+	p := l.policy
+	if pair.count > int64(p.MaxFailures) {
+		retryAfter = remaining(pair.resetAt, now)
+	}
+	if address.count > int64(p.AddressMaxFailures) {
+		retryAfter = max(retryAfter, remaining(address.resetAt, now))
+		addrLocked = address.count == int64(p.AddressMaxFailures)+1
+	}
+	if retryAfter > 0 {
+		return 0, retryAfter, addrLocked
+	}
+	if p.DelayAfter > 0 && failures >= int64(p.DelayAfter) {
+		delay = p.progressiveDelay(failures)
+	}
+	// The account count includes this attempt: the ones before it are
+	// count − 1.
+	if acct.count-1 >= int64(AccountFactor*p.MaxFailures) {
+		delay = max(delay, min(AccountDelay, p.MaxDelay))
+	}
+	return delay, 0, false
+}
+
 // Failure records that the credentials of account presented from addr
-// were wrong. Call it only after a verification that failed (not for
-// attempts Check refused). All three counters are attempted even if one
-// fails; the errors are joined.
+// were wrong. Check counted the attempt already, towards the lockouts;
+// Failure adds it to the failures of the pair, from which the progressive
+// delay is computed (attempts still in flight, which may be right, do not
+// delay anyone).
 func (l *Limiter) Failure(ctx context.Context, account, addr string) error {
-	k := keysFor(account, addr)
-	if err := incrMany(ctx, l.store, []string{k.pair, k.addr, k.account}, l.policy.Window); err != nil {
+	if _, _, err := l.store.Incr(ctx, keysFor(account, addr).failures, l.policy.Window); err != nil {
 		return fmt.Errorf("rate limit failure: %w", err)
 	}
 	return nil
 }
 
 // Success records that account logged in from addr: the failures of that
-// pair are forgiven. The address and account counters are left alone.
+// pair are forgiven, and this attempt is un-counted from the address and
+// account counters, whose earlier failures stay until their windows end.
 func (l *Limiter) Success(ctx context.Context, account, addr string) error {
 	k := keysFor(account, addr)
-	err := errors.Join(l.store.Delete(ctx, k.pair), l.store.Delete(ctx, k.pending))
+	err := errors.Join(l.store.Delete(ctx, k.pair), l.store.Delete(ctx, k.failures), decrMany(ctx, l.store, []string{k.addr, k.account}))
 	if err != nil {
 		return fmt.Errorf("rate limit success: %w", err)
 	}
 	return nil
+}
+
+// Release un-counts an attempt that Check let through but that could not
+// be verified (the backend was down): it is neither a failure nor a
+// success.
+func (l *Limiter) Release(ctx context.Context, account, addr string) error {
+	k := keysFor(account, addr)
+	if err := decrMany(ctx, l.store, []string{k.pair, k.addr, k.account}); err != nil {
+		return fmt.Errorf("rate limit release: %w", err)
+	}
+	return nil
+}
+
+// Take counts one request of kind bucket from addr (registrations, flows
+// started) in a fixed window and returns retryAfter > 0 once more than
+// limit were made in the window. Refused requests count too. On a store
+// error it returns the error and 0.
+func (l *Limiter) Take(ctx context.Context, bucket, addr string, limit int, window time.Duration) (retryAfter time.Duration, err error) {
+	n, resetAt, err := l.store.Incr(ctx, "b:"+hashHex(bucket)[:16]+":"+addressKey(addr), window)
+	if err != nil {
+		if full, ok := errors.AsType[*FullError](err); ok {
+			return full.RetryAfter, nil
+		}
+		return 0, fmt.Errorf("rate limit %s: %w", bucket, err)
+	}
+	if n > int64(limit) {
+		return remaining(resetAt, l.Now()), nil
+	}
+	return 0, nil
 }
 
 // RetryAfterSeconds is the Retry-After header value for retryAfter: whole
@@ -200,20 +266,20 @@ func remaining(resetAt, now time.Time) time.Duration {
 
 // keys are the store keys of one (account, address) attempt.
 type keys struct {
-	pair    string // failures of the account from the address
-	pending string // attempts let through in the delay zone (burst guard)
-	addr    string // failures from the address, any account
-	account string // failures of the account, any address
+	pair     string // attempts of the account from the address, counted at start
+	failures string // failures of the account from the address (progressive delay)
+	addr     string // failures from the address, any account
+	account  string // failures of the account, any address
 }
 
 func keysFor(account, addr string) keys {
 	a := hashHex(account)
 	n := addressKey(addr)
 	return keys{
-		pair:    "p:" + a + ":" + n,
-		pending: "q:" + a + ":" + n,
-		addr:    "a:" + n,
-		account: "u:" + a,
+		pair:     "p:" + a + ":" + n,
+		failures: "f:" + a + ":" + n,
+		addr:     "a:" + n,
+		account:  "u:" + a,
 	}
 }
 

@@ -22,21 +22,37 @@ func newTestLimiter(t *testing.T, p Policy) (*Limiter, *MemoryStore, *fakeClock)
 	return l, s, clock
 }
 
+// fail makes times attempts that fail: each counted by Check (whatever
+// it answers), then reported by Failure.
 func fail(t *testing.T, l *Limiter, account, addr string, times int) {
 	t.Helper()
 	for range times {
+		if _, _, err := l.Check(context.Background(), account, addr); err != nil {
+			t.Fatal(err)
+		}
 		if err := l.Failure(context.Background(), account, addr); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-func check(t *testing.T, l *Limiter, account, addr string) (delay, retryAfter time.Duration) {
+// succeed makes an attempt that succeeds: counted by Check, then reported
+// by Success.
+func succeed(t *testing.T, l *Limiter, account, addr string) {
 	t.Helper()
-	delay, retryAfter, err := l.Check(context.Background(), account, addr)
-	if err != nil {
+	if _, _, err := l.Check(context.Background(), account, addr); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.Success(context.Background(), account, addr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// check returns what the next attempt would be told, without counting it
+// (peek); Check itself is exercised by fail and the burst tests.
+func check(t *testing.T, l *Limiter, account, addr string) (delay, retryAfter time.Duration) {
+	t.Helper()
+	delay, retryAfter = peek(t, l, account, addr)
 	if delay > 0 && retryAfter > 0 {
 		t.Fatalf("Check(%q, %q) = delay %v and retryAfter %v: never both", account, addr, delay, retryAfter)
 	}
@@ -209,14 +225,11 @@ func TestAccountDelayCappedByMaxDelay(t *testing.T) {
 
 func TestSuccessResetsPairOnly(t *testing.T) {
 	l, _, _ := newTestLimiter(t, DefaultPolicy())
-	ctx := context.Background()
 	fail(t, l, "alice", "192.0.2.1", 10)
 	if d, _ := check(t, l, "alice", "192.0.2.1"); d == 0 {
 		t.Fatal("no delay after 10 failures")
 	}
-	if err := l.Success(ctx, "alice", "192.0.2.1"); err != nil {
-		t.Fatal(err)
-	}
+	succeed(t, l, "alice", "192.0.2.1")
 	wantOpen(t, l, "alice", "192.0.2.1")
 	fail(t, l, "alice", "192.0.2.1", 5)
 	if d, _ := check(t, l, "alice", "192.0.2.1"); d != 250*time.Millisecond {
@@ -228,9 +241,7 @@ func TestSuccessResetsPairOnly(t *testing.T) {
 	for i := range 84 {
 		fail(t, l, fmt.Sprintf("user%d", i), "192.0.2.1", 1)
 	}
-	if err := l.Success(ctx, "alice", "192.0.2.1"); err != nil {
-		t.Fatal(err)
-	}
+	succeed(t, l, "alice", "192.0.2.1")
 	wantOpen(t, l, "carol", "192.0.2.1")
 	fail(t, l, "mallory", "192.0.2.1", 1)
 	if _, r := check(t, l, "alice", "192.0.2.1"); r <= 0 {
@@ -242,9 +253,7 @@ func TestSuccessResetsPairOnly(t *testing.T) {
 	for i := range 200 {
 		fail(t, l2, "bob", fmt.Sprintf("10.0.%d.%d", i/250, i%250), 1)
 	}
-	if err := l2.Success(ctx, "bob", "10.0.0.0"); err != nil {
-		t.Fatal(err)
-	}
+	succeed(t, l2, "bob", "10.0.0.0")
 	if d, _ := check(t, l2, "bob", "198.51.100.7"); d != time.Second {
 		t.Errorf("Success reset the account counter: delay %v, want 1s", d)
 	}
@@ -341,7 +350,10 @@ func TestBurstGuardEndsWithPairWindow(t *testing.T) {
 	l, _, clock := newTestLimiter(t, DefaultPolicy())
 	fail(t, l, "alice", "192.0.2.1", DefaultDelayAfter)
 	for range 15 {
-		check(t, l, "alice", "192.0.2.1") // abandoned during their delay
+		// Counted at start, then abandoned during their delay.
+		if _, _, err := l.Check(context.Background(), "alice", "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, r := check(t, l, "alice", "192.0.2.1"); r != 15*time.Minute {
 		t.Fatalf("16th attempt in the delay zone: retryAfter %v, want 15m", r)
@@ -373,7 +385,7 @@ func TestKeysSafeAndBounded(t *testing.T) {
 	}
 	for _, a := range accounts {
 		k := keysFor(a, "192.0.2.1")
-		for _, key := range []string{k.pair, k.pending, k.addr, k.account} {
+		for _, key := range []string{k.pair, k.addr, k.account} {
 			if len(key) > 200 {
 				t.Errorf("key of %.20q is %d bytes", a, len(key))
 			}
@@ -390,7 +402,7 @@ func TestKeysSafeAndBounded(t *testing.T) {
 	for _, a := range accounts {
 		for _, addr := range []string{"192.0.2.1", "192.0.2.2", "garbage", ""} {
 			k := keysFor(a, addr)
-			for _, key := range []string{k.pair, k.pending, k.account} {
+			for _, key := range []string{k.pair, k.account} {
 				if prev, ok := seen[key]; ok && prev != a+"|"+addr && !strings.HasPrefix(key, "u:") {
 					t.Errorf("key %q shared by %.20q and %.20q", key, prev, a+"|"+addr)
 				}
@@ -458,8 +470,8 @@ func TestStoreErrorsAreReturned(t *testing.T) {
 	if err != nil && !strings.Contains(err.Error(), "rate limit check") {
 		t.Errorf("Check error %q lacks context", err)
 	}
-	if err := l.Failure(ctx, "alice", "192.0.2.1"); err == nil {
-		t.Error("Failure on a broken store: no error")
+	if err := l.Release(ctx, "alice", "192.0.2.1"); err == nil {
+		t.Error("Release on a broken store: no error")
 	}
 	if err := l.Success(ctx, "alice", "192.0.2.1"); err == nil {
 		t.Error("Success on a broken store: no error")

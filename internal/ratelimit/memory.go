@@ -3,7 +3,9 @@ package ratelimit
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,36 +13,76 @@ import (
 // takes about 250 bytes, so at most some 25 MB).
 const DefaultMaxKeys = 100_000
 
+// FullError is returned by MemoryStore.Incr for a new key when the store
+// is full of protected counters (see MemoryStore): the attempt cannot be
+// counted, and RetryAfter is when the first of them ends.
+type FullError struct{ RetryAfter time.Duration }
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("rate limit store full of live lockouts; retry in %s", e.RetryAfter.Round(time.Second))
+}
+
 // MemoryStore is an in-process Store for a single instance. It holds at
 // most maxKeys counters: expired ones are purged as time passes, and when
-// it is full of live ones, the counter whose window ends first is evicted
-// (it is the closest to being forgiven anyway). Safe for concurrent use.
+// it is full of live ones, the coldest counter (the lowest count, then the
+// earliest end) is evicted to make room — unless its count has reached the
+// protection threshold (SetProtectFrom: the limiter sets it to its lockout
+// threshold), in which case the new key is refused with a *FullError
+// rather than freeing a lockout. Evictions and refusals are counted
+// (Evictions, Refusals). Safe for concurrent use.
 type MemoryStore struct {
 	// Now returns the current time (time.Now); tests replace it before
 	// using the store.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	maxKeys int
-	entries map[string]*memEntry
-	byEnd   endHeap // the same entries, earliest window end first
+	mu          sync.Mutex
+	maxKeys     int
+	protectFrom int64
+	entries     map[string]*memEntry
+	byEnd       entryHeap // the same entries, earliest window end first
+	byCount     entryHeap // the same entries, coldest first
+
+	evictions, refusals atomic.Uint64
 }
 
 type memEntry struct {
 	key     string
 	count   int64
 	resetAt time.Time
-	index   int // in byEnd
+	idx     [2]int // in byEnd, byCount
 }
 
 // NewMemoryStore returns an empty MemoryStore of at most maxKeys counters
-// (DefaultMaxKeys if maxKeys ≤ 0).
+// (DefaultMaxKeys if maxKeys ≤ 0). Until SetProtectFrom is called, every
+// counter may be evicted.
 func NewMemoryStore(maxKeys int) *MemoryStore {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	return &MemoryStore{Now: time.Now, maxKeys: maxKeys, entries: make(map[string]*memEntry)}
+	return &MemoryStore{
+		Now: time.Now, maxKeys: maxKeys, protectFrom: 1<<63 - 1,
+		entries: make(map[string]*memEntry),
+		byEnd:   entryHeap{which: 0, less: func(a, b *memEntry) bool { return a.resetAt.Before(b.resetAt) }},
+		byCount: entryHeap{which: 1, less: func(a, b *memEntry) bool {
+			return a.count < b.count || a.count == b.count && a.resetAt.Before(b.resetAt)
+		}},
+	}
 }
+
+// SetProtectFrom makes counters whose count reached n unevictable: they
+// are lockouts (or about to be), and evicting them would free an attacker.
+func (s *MemoryStore) SetProtectFrom(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.protectFrom = max(n, 1)
+}
+
+// Evictions returns how many live counters were evicted to make room.
+func (s *MemoryStore) Evictions() uint64 { return s.evictions.Load() }
+
+// Refusals returns how many new counters were refused because every live
+// counter was protected.
+func (s *MemoryStore) Refusals() uint64 { return s.refusals.Load() }
 
 // Incr implements Store.
 func (s *MemoryStore) Incr(ctx context.Context, key string, window time.Duration) (int64, time.Time, error) {
@@ -57,15 +99,42 @@ func (s *MemoryStore) Incr(ctx context.Context, key string, window time.Duration
 	e := s.entries[key]
 	if e == nil {
 		for len(s.entries) >= s.maxKeys {
-			old := heap.Pop(&s.byEnd).(*memEntry)
-			delete(s.entries, old.key)
+			coldest := s.byCount.entries[0]
+			if coldest.count >= s.protectFrom {
+				s.refusals.Add(1)
+				return 0, time.Time{}, &FullError{RetryAfter: remaining(s.byEnd.entries[0].resetAt, now)}
+			}
+			s.removeLocked(coldest)
+			s.evictions.Add(1)
 		}
 		e = &memEntry{key: key, resetAt: now.Add(window)}
 		s.entries[key] = e
 		heap.Push(&s.byEnd, e)
+		heap.Push(&s.byCount, e)
 	}
 	e.count++
+	heap.Fix(&s.byCount, e.idx[1])
 	return e.count, e.resetAt, nil
+}
+
+// Decr implements Store.
+func (s *MemoryStore) Decr(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	if e == nil || !s.Now().Before(e.resetAt) {
+		return nil
+	}
+	e.count--
+	if e.count <= 0 {
+		s.removeLocked(e)
+		return nil
+	}
+	heap.Fix(&s.byCount, e.idx[1])
+	return nil
 }
 
 // Get implements Store.
@@ -90,8 +159,7 @@ func (s *MemoryStore) Delete(ctx context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.entries[key]; e != nil {
-		heap.Remove(&s.byEnd, e.index)
-		delete(s.entries, key)
+		s.removeLocked(e)
 	}
 	return nil
 }
@@ -106,35 +174,44 @@ func (s *MemoryStore) Len() int {
 
 // purgeLocked drops the counters whose window has ended.
 func (s *MemoryStore) purgeLocked(now time.Time) {
-	for len(s.byEnd) > 0 && !now.Before(s.byEnd[0].resetAt) {
-		e := heap.Pop(&s.byEnd).(*memEntry)
-		delete(s.entries, e.key)
+	for len(s.byEnd.entries) > 0 && !now.Before(s.byEnd.entries[0].resetAt) {
+		s.removeLocked(s.byEnd.entries[0])
 	}
 }
 
-// endHeap orders entries by window end (container/heap).
-type endHeap []*memEntry
-
-func (h endHeap) Len() int           { return len(h) }
-func (h endHeap) Less(i, j int) bool { return h[i].resetAt.Before(h[j].resetAt) }
-func (h endHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+func (s *MemoryStore) removeLocked(e *memEntry) {
+	heap.Remove(&s.byEnd, e.idx[0])
+	heap.Remove(&s.byCount, e.idx[1])
+	delete(s.entries, e.key)
 }
 
-func (h *endHeap) Push(x any) {
+// entryHeap orders entries by less (container/heap), keeping each entry's
+// position in idx[which].
+type entryHeap struct {
+	entries []*memEntry
+	which   int
+	less    func(a, b *memEntry) bool
+}
+
+func (h *entryHeap) Len() int           { return len(h.entries) }
+func (h *entryHeap) Less(i, j int) bool { return h.less(h.entries[i], h.entries[j]) }
+func (h *entryHeap) Swap(i, j int) {
+	h.entries[i], h.entries[j] = h.entries[j], h.entries[i]
+	h.entries[i].idx[h.which] = i
+	h.entries[j].idx[h.which] = j
+}
+
+func (h *entryHeap) Push(x any) {
 	e := x.(*memEntry)
-	e.index = len(*h)
-	*h = append(*h, e)
+	e.idx[h.which] = len(h.entries)
+	h.entries = append(h.entries, e)
 }
 
-func (h *endHeap) Pop() any {
-	old := *h
-	n := len(old)
-	e := old[n-1]
-	old[n-1] = nil
-	*h = old[:n-1]
-	e.index = -1
+func (h *entryHeap) Pop() any {
+	n := len(h.entries)
+	e := h.entries[n-1]
+	h.entries[n-1] = nil
+	h.entries = h.entries[:n-1]
+	e.idx[h.which] = -1
 	return e
 }

@@ -140,3 +140,47 @@ func TestSQLStorePurgesAsItGoes(t *testing.T) {
 		t.Errorf("%d rows after the housekeeping pass, want 1", rows)
 	}
 }
+
+// TestEvictionNeverFreesALockout: an attacker who fills the memory store
+// with new counters (many addresses, many accounts) evicts cold counters,
+// never a lockout; when only lockouts are left, new keys are refused.
+func TestEvictionNeverFreesALockout(t *testing.T) {
+	clock := newFakeClock()
+	s := NewMemoryStore(100)
+	s.Now = clock.Now
+	l := New(s, DefaultPolicy())
+	l.Now = clock.Now
+	fail(t, l, "root", "192.0.2.66", DefaultMaxFailures)
+	if _, r := check(t, l, "root", "192.0.2.66"); r <= 0 {
+		t.Fatal("root from 192.0.2.66 not locked after 20 failures")
+	}
+	// 1000 attempts from 1000 addresses, 3 new counters each: the store
+	// (100 counters) overflows many times over.
+	for i := range 1000 {
+		clock.Advance(time.Millisecond)
+		fail(t, l, fmt.Sprint("user", i), fmt.Sprintf("10.%d.%d.1", i/250, i%250), 1)
+	}
+	if s.Evictions() == 0 {
+		t.Fatal("no eviction counted")
+	}
+	if _, r := check(t, l, "root", "192.0.2.66"); r <= 0 {
+		t.Errorf("the lockout of root from 192.0.2.66 was evicted (%d evictions)", s.Evictions())
+	}
+
+	// Full of lockouts: a new key is refused, not made room for.
+	full := NewMemoryStore(4)
+	full.Now = clock.Now
+	lf := New(full, DefaultPolicy())
+	lf.Now = clock.Now
+	fail(t, lf, "root", "192.0.2.66", DefaultMaxFailures) // pair, failure, address and account counters at 20
+	_, r, err := lf.Check(context.Background(), "alice", "192.0.2.67")
+	if err != nil || r <= 0 {
+		t.Errorf("new key in a store full of lockouts: retryAfter %v, %v; want refused", r, err)
+	}
+	if full.Refusals() == 0 {
+		t.Error("refusal not counted")
+	}
+	if _, r := check(t, lf, "root", "192.0.2.66"); r <= 0 {
+		t.Error("the lockout was evicted for a new key")
+	}
+}

@@ -21,6 +21,20 @@ end
 return {n, ttl}
 `
 
+// decrScript takes one from KEYS[1] if it exists, keeping its TTL, and
+// deletes it when nothing is left; it returns the new count (0 if absent).
+const decrScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return n
+`
+
 // getScript returns {count, TTL in ms} of KEYS[1], {0, 0} if absent.
 const getScript = `
 local v = redis.call('GET', KEYS[1])
@@ -40,6 +54,7 @@ type RedisStore struct {
 	prefix string
 	incr   *redis.Script
 	get    *redis.Script
+	decr   *redis.Script
 	owned  bool // built by Open: Close closes the client
 }
 
@@ -52,6 +67,7 @@ func NewRedisStore(client redis.UniversalClient, prefix string) *RedisStore {
 		prefix: prefix,
 		incr:   redis.NewScript(incrScript),
 		get:    redis.NewScript(getScript),
+		decr:   redis.NewScript(decrScript),
 	}
 }
 
@@ -104,6 +120,14 @@ func (s *RedisStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// Decr implements Store.
+func (s *RedisStore) Decr(ctx context.Context, key string) error {
+	if err := s.decr.Run(ctx, s.client, []string{s.prefix + key}).Err(); err != nil {
+		return fmt.Errorf("redis rate limit decrement: %w", err)
+	}
+	return nil
+}
+
 // getMany reads several counters in one round trip (pipelined scripts).
 func (s *RedisStore) getMany(ctx context.Context, keys []string) ([]counter, error) {
 	out, err := s.pipeline(ctx, s.get, keys)
@@ -114,14 +138,15 @@ func (s *RedisStore) getMany(ctx context.Context, keys []string) ([]counter, err
 }
 
 // incrMany increments several counters in one round trip.
-func (s *RedisStore) incrMany(ctx context.Context, keys []string, window time.Duration) error {
+func (s *RedisStore) incrMany(ctx context.Context, keys []string, window time.Duration) ([]counter, error) {
 	if err := checkWindow(window); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := s.pipeline(ctx, s.incr, keys, windowMillis(window)); err != nil {
-		return fmt.Errorf("redis rate limit increment: %w", err)
+	out, err := s.pipeline(ctx, s.incr, keys, windowMillis(window))
+	if err != nil {
+		return nil, fmt.Errorf("redis rate limit increment: %w", err)
 	}
-	return nil
+	return out, nil
 }
 
 // pipeline runs script once per key in one pipeline, loading the script

@@ -87,7 +87,9 @@ func TestRedisTwoInstances(t *testing.T) {
 		}
 	})
 
-	t.Run("ConcurrentFailures", func(t *testing.T) {
+	t.Run("ConcurrentAttempts", func(t *testing.T) {
+		// 100 attempts at once over both instances: 20 are counted, the
+		// 80 refused ones are un-counted again, in every counter.
 		var wg sync.WaitGroup
 		errs := make([]error, 100)
 		for i := range 100 {
@@ -95,7 +97,7 @@ func TestRedisTwoInstances(t *testing.T) {
 			if i%2 == 1 {
 				l = b
 			}
-			wg.Go(func() { errs[i] = l.Failure(ctx, "bob", "198.51.100.7") })
+			wg.Go(func() { _, _, errs[i] = l.Check(ctx, "bob", "198.51.100.7") })
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
@@ -103,15 +105,18 @@ func TestRedisTwoInstances(t *testing.T) {
 		}
 		k := keysFor("bob", "198.51.100.7")
 		for _, key := range []string{k.pair, k.addr, k.account} {
-			if n, _, err := a.store.Get(ctx, key); err != nil || n != 100 {
-				t.Errorf("counter %s = %d, %v; want exactly 100", key[:2], n, err)
+			if n, _, err := a.store.Get(ctx, key); err != nil || n != DefaultMaxFailures {
+				t.Errorf("counter %s = %d, %v; want exactly %d", key[:2], n, err, DefaultMaxFailures)
 			}
 		}
 	})
 
 	t.Run("BurstGuardAcrossInstances", func(t *testing.T) {
 		for range DefaultDelayAfter {
-			if err := a.Failure(ctx, "carol", "203.0.113.5"); err != nil {
+			if _, _, err := a.Check(ctx, "carol", "203.0.113.5"); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Failure(ctx, "carol", "203.0.113.5"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -149,7 +154,7 @@ func TestRedisReloadsFlushedScripts(t *testing.T) {
 	prefix := redisTestPrefix(t, c)
 	l := New(NewRedisStore(c, prefix), DefaultPolicy())
 	ctx := context.Background()
-	if err := l.Failure(ctx, "alice", "192.0.2.1"); err != nil {
+	if _, _, err := l.Check(ctx, "alice", "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	// A Redis restart or SCRIPT FLUSH empties the script cache; the
@@ -163,8 +168,8 @@ func TestRedisReloadsFlushedScripts(t *testing.T) {
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Failure(ctx, "alice", "192.0.2.1"); err != nil {
-		t.Fatalf("Failure after SCRIPT FLUSH: %v", err)
+	if err := l.Success(ctx, "bob", "192.0.2.1"); err != nil {
+		t.Fatalf("Success (a decrement) after SCRIPT FLUSH: %v", err)
 	}
 	if n, _, err := l.store.Get(ctx, keysFor("alice", "192.0.2.1").pair); err != nil || n != 2 {
 		t.Errorf("pair count = %d, %v; want 2", n, err)
@@ -182,7 +187,7 @@ func TestRedisWrongTypeIsAnError(t *testing.T) {
 	if _, _, err := s.Incr(ctx, "list", time.Minute); err == nil || !strings.Contains(err.Error(), "redis rate limit") {
 		t.Errorf("Incr on a list: %v; want a wrapped error", err)
 	}
-	if err := incrMany(ctx, s, []string{"ok", "list"}, time.Minute); err == nil {
+	if _, err := incrMany(ctx, s, []string{"ok", "list"}, time.Minute); err == nil {
 		t.Error("incrMany with a list key: no error")
 	}
 }

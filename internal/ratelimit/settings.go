@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"io"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kisee-pasee/suite/internal/settings"
 )
 
@@ -26,4 +28,22 @@ func FromSettings(s settings.RateLimit, db *sql.DB, dialect string) (*Limiter, i
 	}
 	closer, _ := store.(io.Closer)
 	return New(store, p), closer, nil
+}
+
+// Collectors are the limiter's metrics, for a Prometheus registry, under
+// namespace: how many counters a memory store evicted to make room, and
+// how many new ones it refused because all it held were lockouts.
+func Collectors(namespace string, l *Limiter) []prometheus.Collector {
+	m, ok := l.store.(*MemoryStore)
+	if !ok {
+		return nil
+	}
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "ratelimit_evictions_total",
+			Help: "Brute-force counters evicted from the memory store to make room (never a lockout)."},
+			func() float64 { return float64(m.Evictions()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "ratelimit_refusals_total",
+			Help: "Attempts refused because the memory store was full of lockouts."},
+			func() float64 { return float64(m.Refusals()) }),
+	}
 }

@@ -35,7 +35,8 @@ ON CONFLICT (key) DO UPDATE SET
   count = CASE WHEN rate_limit_counters.expires_at <= $3 THEN 1 ELSE rate_limit_counters.count + 1 END,
   expires_at = CASE WHEN rate_limit_counters.expires_at <= $3 THEN excluded.expires_at ELSE rate_limit_counters.expires_at END
 RETURNING count, expires_at`
-	sqlGet        = `SELECT count, expires_at FROM rate_limit_counters WHERE key = $1 AND expires_at > $2`
+	sqlGet        = `SELECT count, expires_at FROM rate_limit_counters WHERE key = $1 AND expires_at > $2 AND count > 0`
+	sqlDecr       = `UPDATE rate_limit_counters SET count = count - 1 WHERE key = $1 AND count > 0 AND expires_at > $2`
 	sqlDelete     = `DELETE FROM rate_limit_counters WHERE key = $1`
 	sqlPurge      = `DELETE FROM rate_limit_counters WHERE expires_at <= $1`
 	sqlPurgeBatch = `DELETE FROM rate_limit_counters WHERE key IN (SELECT key FROM rate_limit_counters WHERE expires_at <= $1 LIMIT $2)`
@@ -108,6 +109,18 @@ func (s *SQLStore) Get(ctx context.Context, key string) (int64, time.Time, error
 		return 0, time.Time{}, fmt.Errorf("sql rate limit get: %w", err)
 	}
 	return count, time.UnixMilli(expires), nil
+}
+
+// Decr implements Store. A counter brought to zero stays until purged;
+// it reads as absent.
+func (s *SQLStore) Decr(ctx context.Context, key string) error {
+	if s.err != nil {
+		return s.err
+	}
+	if _, err := s.db.ExecContext(ctx, sqlDecr, key, s.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("sql rate limit decrement: %w", err)
+	}
+	return nil
 }
 
 // Delete implements Store.

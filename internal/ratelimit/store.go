@@ -25,6 +25,10 @@ type Store interface {
 	// Get returns the count of key and the end of its window, or 0 and the
 	// zero time if key is absent or its window has ended.
 	Get(ctx context.Context, key string) (count int64, resetAt time.Time, err error)
+	// Decr takes one from a live key (an attempt counted by Incr that is
+	// not to count after all); a key brought to zero reads as absent. No
+	// error if absent.
+	Decr(ctx context.Context, key string) error
 	// Delete forgets key (no error if absent).
 	Delete(ctx context.Context, key string) error
 }
@@ -46,7 +50,7 @@ type counter struct {
 // round trip (Redis). Results are in the order of keys.
 type batchStore interface {
 	getMany(ctx context.Context, keys []string) ([]counter, error)
-	incrMany(ctx context.Context, keys []string, window time.Duration) error
+	incrMany(ctx context.Context, keys []string, window time.Duration) ([]counter, error)
 }
 
 func getMany(ctx context.Context, s Store, keys []string) ([]counter, error) {
@@ -64,14 +68,32 @@ func getMany(ctx context.Context, s Store, keys []string) ([]counter, error) {
 	return out, nil
 }
 
-// incrMany increments every key, even after an error, and joins the errors.
-func incrMany(ctx context.Context, s Store, keys []string, window time.Duration) error {
+// incrMany increments every key, even after an error, and joins the
+// errors; without error it returns the new counters in the order of keys.
+func incrMany(ctx context.Context, s Store, keys []string, window time.Duration) ([]counter, error) {
 	if b, ok := s.(batchStore); ok {
 		return b.incrMany(ctx, keys, window)
 	}
 	var errs []error
+	out := make([]counter, len(keys))
+	for i, k := range keys {
+		n, r, err := s.Incr(ctx, k, window)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		out[i] = counter{n, r}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decrMany takes one from every key, even after an error.
+func decrMany(ctx context.Context, s Store, keys []string) error {
+	var errs []error
 	for _, k := range keys {
-		if _, _, err := s.Incr(ctx, k, window); err != nil {
+		if err := s.Decr(ctx, k); err != nil {
 			errs = append(errs, err)
 		}
 	}

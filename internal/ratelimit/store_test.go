@@ -318,23 +318,27 @@ func testStoreConformance(t *testing.T, newHarness func(*testing.T) harness, par
 		l := New(h.store, DefaultPolicy())
 		l.Now = h.now
 		start := h.now()
-		for i := 1; i <= DefaultMaxFailures; i++ {
-			if err := l.Failure(ctx, "alice", "192.0.2.1"); err != nil {
-				t.Fatal(err)
-			}
+		// Attempts are counted when they start: the 20th is the last let
+		// through (with the longest delay), the 21st is locked out.
+		for i := 1; i <= DefaultMaxFailures+1; i++ {
 			delay, retry, err := l.Check(ctx, "alice", "192.0.2.1")
 			if err != nil {
 				t.Fatal(err)
 			}
-			switch {
-			case i < DefaultMaxFailures && retry != 0:
-				t.Fatalf("after %d failures: locked (retryAfter %v)", i, retry)
-			case i == DefaultMaxFailures-1 && delay != DefaultMaxDelay:
-				t.Fatalf("after %d failures: delay %v, want %v", i, delay, DefaultMaxDelay)
-			case i == DefaultMaxFailures && (retry <= 0 || delay != 0):
-				t.Fatalf("after %d failures: delay %v, retryAfter %v; want locked", i, delay, retry)
+			if retry == 0 {
+				if err := l.Failure(ctx, "alice", "192.0.2.1"); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if i == DefaultMaxFailures {
+			switch {
+			case i <= DefaultMaxFailures && retry != 0:
+				t.Fatalf("attempt %d: locked (retryAfter %v)", i, retry)
+			case i == DefaultMaxFailures && delay != DefaultMaxDelay:
+				t.Fatalf("attempt %d: delay %v, want %v", i, delay, DefaultMaxDelay)
+			case i == DefaultMaxFailures+1 && (retry <= 0 || delay != 0):
+				t.Fatalf("attempt %d: delay %v, retryAfter %v; want locked", i, delay, retry)
+			}
+			if i == DefaultMaxFailures+1 {
 				near(t, "unlock time", h.now().Add(retry), start.Add(DefaultWindow), h.slack+time.Millisecond)
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -778,5 +779,39 @@ func TestReadme(t *testing.T) {
 		if _, ok := p.Services[m[1]]; !ok {
 			t.Errorf("README.md: %q names no service", m[0])
 		}
+	}
+}
+
+// TestComposeKiseeTrustsPaseeOnly: Pasee has a fixed address on the
+// stack's network, inside its subnet, and that address is the one and only
+// entry of Kisee's trusted_proxies, so that Kisee counts the clients whose
+// logins Pasee forwards and believes X-Forwarded-For from nobody else.
+func TestComposeKiseeTrustsPaseeOnly(t *testing.T) {
+	p := loadCompose(t)
+	pasee := service(t, p, "pasee")
+	nw, ok := pasee.Networks["default"]
+	if !ok || nw == nil || nw.Ipv4Address == "" {
+		t.Fatalf("pasee has no fixed address on the default network (%+v)", pasee.Networks)
+	}
+	addr, err := netip.ParseAddr(nw.Ipv4Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := p.Networks["default"]
+	if len(def.Ipam.Config) != 1 {
+		t.Fatalf("default network IPAM %+v, want one fixed subnet", def.Ipam)
+	}
+	subnet, err := netip.ParsePrefix(def.Ipam.Config[0].Subnet)
+	if err != nil || !subnet.Contains(addr) {
+		t.Fatalf("pasee's address %s is not in the network's subnet %q", addr, def.Ipam.Config[0].Subnet)
+	}
+	if addr == subnet.Addr().Next() {
+		t.Errorf("pasee's address %s is the network's gateway, from which published ports are reached", addr)
+	}
+	doc := readTOML(t, bindSource(t, service(t, p, "kisee"), "/etc/kisee/settings.toml"))
+	server, _ := doc["server"].(map[string]any)
+	proxies, _ := server["trusted_proxies"].([]any)
+	if len(proxies) != 1 || proxies[0] != addr.String() {
+		t.Errorf("kisee trusted_proxies = %v, want exactly [%q] (Pasee)", proxies, addr)
 	}
 }

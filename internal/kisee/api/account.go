@@ -115,7 +115,8 @@ func (h *Handler) registerUser(c echo.Context) error {
 	if err := web.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	u, err := h.svc.Register(c.Request().Context(), kisee.NewUser{
+	ctx := kisee.WithClientAddr(c.Request().Context(), c.RealIP())
+	u, err := h.svc.Register(ctx, kisee.NewUser{
 		Username: body.Username, Email: body.Email, Password: body.Password,
 	})
 	if err != nil {
@@ -129,7 +130,10 @@ func (h *Handler) registerUser(c echo.Context) error {
 // answer.
 func accountProblem(err error) error {
 	var ve *kisee.ValidationError
+	var locked *kisee.LockedError
 	switch {
+	case errors.As(err, &locked):
+		return web.TooManyRequests("Too many registrations from this address; retry later.", locked.RetryAfter)
 	case errors.As(err, &ve):
 		title := "Invalid request"
 		switch {

@@ -115,6 +115,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	if limiterCloser != nil {
 		a.closers = append(a.closers, limiterCloser)
 	}
+	limiter.AddressLocked = addressLockWarner(a.Logger, cfg.Server.TrustedProxies)
+	warnProxyAtStart(a.Logger, cfg.Server.Host, cfg.Server.TrustedProxies)
+	reg.MustRegister(ratelimit.Collectors("kisee", limiter)...)
 
 	logins := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kisee", Name: "logins_total", Help: "Password checks, by result."}, []string{"result"})
 	issued := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kisee", Name: "tokens_issued_total", Help: "Identity tokens issued."})
@@ -171,8 +174,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 			{Name: "locked-out attempts", Counter: hour.lockouts}, {Name: "tokens issued", Counter: hour.tokens},
 		},
 	}
-	if h, ok := backend.(kisee.HealthChecker); ok {
-		status.Checks = append(status.Checks, web.StatusCheck{Name: "identity backend (" + cfg.Backend + ")", Check: h.Health})
+	if _, ok := backend.(kisee.HealthChecker); ok {
+		// Cached (kisee.HealthCacheTTL): the status page is public.
+		status.Checks = append(status.Checks, web.StatusCheck{Name: "identity backend (" + cfg.Backend + ")", Check: a.Service.BackendHealth})
 	}
 	a.Server.Route(http.MethodGet, "/status", status.Handler())
 	ok = true

@@ -218,6 +218,12 @@ func (cfg *Config) defaults() error {
 	if s.Server.Port == 0 {
 		s.Server.Port = 8140
 	}
+	if s.Server.TrustedProxies == nil {
+		// Pasee forwards logins with the end client's address in
+		// X-Forwarded-For; on one host it reaches Kisee from the
+		// loopback address, which only local processes can use.
+		s.Server.TrustedProxies = DefaultTrustedProxies()
+	}
 	if s.Server.Port < 0 || s.Server.Port > 65535 {
 		return src.Errorf("server.port", "port %d out of range", s.Server.Port)
 	}
@@ -305,6 +311,13 @@ func (cfg *Config) checkRemoteURLs() error {
 	}
 	return nil
 }
+
+// DefaultTrustedProxies are the addresses whose X-Forwarded-For Kisee
+// believes when the settings do not list any (trusted_proxies absent; an
+// empty list trusts none): the loopback addresses 127.0.0.1 and ::1, from
+// which a Pasee or a reverse proxy on the same host connects. Not the whole
+// of 127.0.0.0/8: other loopback addresses are clients like any other.
+func DefaultTrustedProxies() []string { return []string{"127.0.0.1", "::1"} }
 
 // StorageURL is where Kisee keeps its tokens.
 func (cfg *Config) StorageURL(backendURL string) string {

@@ -300,7 +300,10 @@ func (h *Handler) forward(resource string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		ans, err := target.Forward(c.Request().Context(), resource, body, c.Request().Header.Get(echo.HeaderContentType))
+		// The provider counts registrations per client: pass the client's
+		// address (X-Forwarded-For), as for logins.
+		ctx := pasee.WithClientAddr(c.Request().Context(), c.RealIP())
+		ans, err := target.Forward(ctx, resource, body, c.Request().Header.Get(echo.HeaderContentType))
 		if err != nil {
 			return providerProblem(err, target.Name())
 		}

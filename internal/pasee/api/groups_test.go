@@ -225,4 +225,12 @@ func TestGroupPagination(t *testing.T) {
 	if got := names("bob"); !slices.Equal(got, []string{"Not authorized to read these groups"}) {
 		t.Fatalf("bob sees %v", got)
 	}
+	// "No groups" and "not allowed" are one answer to whoever may not know
+	// which: it would tell any logged-in user whether someone has groups.
+	for _, other := range []string{"kisee-ada", "kisee-nobody", "kisee-never-logged-in"} {
+		Do(t, "GET", s.pasee.URL+"/groups/?user="+other, nil, Bearer(tok["bob"])...).WantProblem(t, 403, "Not authorized to read these groups")
+	}
+	if r := Do(t, "GET", s.pasee.URL+"/groups/?user=kisee-nobody", nil, Bearer(tok["you"])...).WantStatus(t, 200); len(r.JSON["groups"].([]any)) != 0 {
+		t.Errorf("staff view of a user without groups: %s", r.Body)
+	}
 }

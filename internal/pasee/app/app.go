@@ -167,6 +167,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	counters := newCounters(reg)
+	if l, ok := limiter.(*ratelimit.Limiter); ok {
+		reg.MustRegister(ratelimit.Collectors("pasee", l)...)
+	}
 	grace := cfg.JWT.RefreshReuseGrace.Or(5 * time.Second)
 	if cfg.Source.Has("jwt.refresh_reuse_grace") {
 		grace = cfg.JWT.RefreshReuseGrace.D() // "0s" turns the grace window off
@@ -201,6 +204,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		browserFlow = flow.New(flow.Config{
 			Service: a.Service, Storage: fs, Keys: cfg.Keys, LegacyES256K: cfg.JWT.LegacyES256K,
 			Issuer: cfg.JWT.Iss, PublicURL: cfg.Hostname, AllowedRedirectURIs: redirectURIs(cfg), Logger: a.Logger,
+			Limiter: requestLimiter(limiter),
 		})
 		apiOpts = append(apiOpts, api.WithRedirectFlow(browserFlow))
 	}
@@ -228,6 +232,14 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	a.Server.Route(http.MethodGet, "/health", a.Server.HealthReport(o.Version, a.healthChecks()))
 	ok = true
 	return a, nil
+}
+
+// requestLimiter is the limiter's per-address request counter, or nil.
+func requestLimiter(l pasee.Limiter) flow.RequestLimiter {
+	if rl, ok := l.(flow.RequestLimiter); ok {
+		return rl
+	}
+	return nil
 }
 
 // watchSchema checks, for a store opened without migrating, that its

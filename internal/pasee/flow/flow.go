@@ -94,7 +94,22 @@ type Config struct {
 	CodeTTL             time.Duration // default DefaultCodeTTL
 	Now                 func() time.Time
 	Logger              *slog.Logger
+	// Limiter counts flow starts per client address (nil: none).
+	Limiter RequestLimiter
 }
+
+// RequestLimiter counts requests of a kind per client address
+// (implemented by internal/ratelimit).
+type RequestLimiter interface {
+	Take(ctx context.Context, bucket, addr string, limit int, window time.Duration) (retryAfter time.Duration, err error)
+}
+
+// Flow starts are limited per client address: each writes a state row
+// kept for StateTTL, and anyone may ask for one.
+const (
+	StartsPerAddress = 30
+	StartWindow      = 10 * time.Minute
+)
 
 // Flow serves the browser flow; it implements api.RedirectFlow.
 type Flow struct {
@@ -110,6 +125,7 @@ type Flow struct {
 	codeTTL  time.Duration
 	now      func() time.Time
 	logger   *slog.Logger
+	limiter  RequestLimiter
 }
 
 var _ api.RedirectFlow = (*Flow)(nil)
@@ -133,7 +149,7 @@ func New(cfg Config) *Flow {
 		issuer: cfg.Issuer, public: strings.TrimSuffix(cfg.PublicURL, "/"),
 		allowed:  slices.Clone(cfg.AllowedRedirectURIs),
 		stateTTL: or(cfg.StateTTL, DefaultStateTTL), codeTTL: or(cfg.CodeTTL, DefaultCodeTTL),
-		now: cfg.Now, logger: cfg.Logger,
+		now: cfg.Now, logger: cfg.Logger, limiter: cfg.Limiter,
 	}
 }
 
@@ -240,6 +256,15 @@ func (f *Flow) Begin(c echo.Context, idp, redirectURI, appState, challenge strin
 
 func (f *Flow) begin(c echo.Context, p pasee.RedirectLogin, idp, redirectURI, appState, challenge string) error {
 	ctx := c.Request().Context()
+	if f.limiter != nil {
+		retryAfter, err := f.limiter.Take(ctx, "flow-start", c.RealIP(), StartsPerAddress, StartWindow)
+		switch {
+		case err != nil:
+			f.logger.WarnContext(ctx, "rate limiter unavailable; flow start not limited", "error", err)
+		case retryAfter > 0:
+			return web.TooManyRequests("Too many logins started from this address; retry later.", retryAfter)
+		}
+	}
 	now := f.now().Truncate(time.Second)
 	st := State{ID: random(18), IDP: idp, Verifier: xoauth2.GenerateVerifier(), Nonce: random(18),
 		RedirectURI: redirectURI, AppState: appState, AppChallenge: challenge, CreatedAt: now, ExpiresAt: now.Add(f.stateTTL)}
@@ -254,6 +279,10 @@ func (f *Flow) begin(c echo.Context, p pasee.RedirectLogin, idp, redirectURI, ap
 		return f.providerProblem(err, idp)
 	}
 	if err := f.store.SaveState(ctx, st); err != nil {
+		if errors.Is(err, ErrTooManyPending) {
+			f.logger.WarnContext(ctx, "login flow refused: the cap of pending states is reached", "cap", DefaultMaxPendingStates)
+			return web.ServiceUnavailable("Too many logins in progress", "Too many logins are in progress; retry in a minute.").WithHeader("Retry-After", "60")
+		}
 		return api.ProviderProblem(err, idp)
 	}
 	return c.Redirect(http.StatusFound, to)

@@ -45,7 +45,15 @@ var (
 	ErrNotFound = errors.New("unknown")
 	ErrUsed     = errors.New("already used")
 	ErrExpired  = errors.New("expired")
+	// ErrTooManyPending: SaveState refused a state because the cap of
+	// pending states is reached.
+	ErrTooManyPending = errors.New("too many logins in progress")
 )
+
+// DefaultMaxPendingStates caps the unexpired states kept (each about
+// 1.3 KB, for StateTTL): anonymous clients create them, so their number
+// must be bounded whatever the per-address limits.
+const DefaultMaxPendingStates = 10_000
 
 // Storage keeps states and codes where every Pasee instance sharing the
 // database sees them; taking a state and spending a code are atomic, so a
@@ -70,6 +78,10 @@ const purgeAfter = time.Hour
 // SQLStorage is Storage on Pasee's database (tables of
 // migrations/pasee/*/00002_flow.sql), SQLite or PostgreSQL alike.
 type SQLStorage struct {
+	// MaxPending caps the unexpired states (DefaultMaxPendingStates when
+	// 0): beyond, SaveState returns ErrTooManyPending.
+	MaxPending int
+
 	db        *sql.DB
 	lastPurge atomic.Int64
 }
@@ -148,15 +160,25 @@ func (s *SQLStorage) purge(ctx context.Context, now time.Time) {
 	_, _ = s.db.ExecContext(ctx, `DELETE FROM pasee_flow_codes WHERE expires_at < $1`, cutoff)
 }
 
-// SaveState implements Storage.
+// SaveState implements Storage. The insert and the count of pending
+// states are one statement, so that the cap holds under concurrency up to
+// the database's isolation (a few over it at worst).
 func (s *SQLStorage) SaveState(ctx context.Context, st State) error {
 	s.purge(ctx, st.CreatedAt)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO pasee_flow_states
+	limit := s.MaxPending
+	if limit <= 0 {
+		limit = DefaultMaxPendingStates
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO pasee_flow_states
 		(id, idp, verifier, nonce, redirect_uri, app_state, app_challenge, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		st.ID, st.IDP, st.Verifier, st.Nonce, st.RedirectURI, st.AppState, st.AppChallenge, ms(st.CreatedAt), ms(st.ExpiresAt))
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+		WHERE (SELECT count(*) FROM pasee_flow_states WHERE expires_at > $8) < $10`,
+		st.ID, st.IDP, st.Verifier, st.Nonce, st.RedirectURI, st.AppState, st.AppChallenge, ms(st.CreatedAt), ms(st.ExpiresAt), limit)
 	if err != nil {
 		return fail("save state", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return ErrTooManyPending
 	}
 	return nil
 }

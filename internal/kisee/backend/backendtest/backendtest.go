@@ -101,6 +101,10 @@ func testIdentify(t *testing.T, b kisee.Backend) {
 		{"LDAP filter in username", "*)(uid=*", "x"},
 		{"NUL byte", "alice\x00", "correct horse battery"},
 		{"password with trailing space", "alice", "correct horse battery "},
+		// Longer than kisee.MaxPasswordBytes: refused before any hashing
+		// or bind, for a known and an unknown user.
+		{"60 KB password", "alice", strings.Repeat("correct horse battery ", 2800)},
+		{"60 KB password, unknown user", "mallory", strings.Repeat("x", 60_000)},
 	}
 	for _, tc := range cases {
 		_, err := b.Identify(ctx, tc.username, tc.password)

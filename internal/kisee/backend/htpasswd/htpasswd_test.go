@@ -51,7 +51,7 @@ func newLogger() (*slog.Logger, *logBuffer) {
 
 // copyFixture copies testdata/name into a fresh directory (the backend
 // watches the file's directory) and returns its path.
-func copyFixture(t *testing.T, name string) string {
+func copyFixture(t testing.TB, name string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -64,7 +64,7 @@ func copyFixture(t *testing.T, name string) string {
 	return path
 }
 
-func open(t *testing.T, path string) (*htpasswd.Backend, *logBuffer) {
+func open(t testing.TB, path string) (*htpasswd.Backend, *logBuffer) {
 	t.Helper()
 	logger, logs := newLogger()
 	b, err := htpasswd.Open(context.Background(), htpasswd.Options{Path: path}, password.NewHasher(backendtest.FastParams, 0), logger)

@@ -441,11 +441,21 @@ func (b *Backend) find(ctx context.Context, filter, value string) (*goldap.Entry
 	return nil, nil
 }
 
+// CanonicalName implements kisee.CanonicalNamer: uid and the attributes
+// of usual user filters match without case and with insignificant spaces
+// ignored (caseIgnoreMatch), so "ALICE", " alice" and "alice" are one
+// account.
+func (b *Backend) CanonicalName(username string) string {
+	return strings.ToLower(strings.Join(strings.Fields(username), " "))
+}
+
 // Identify implements kisee.Backend.
 func (b *Backend) Identify(ctx context.Context, username, pw string) (kisee.User, error) {
 	// An empty password must never reach a bind: LDAP treats it as an
 	// unauthenticated bind, which "succeeds" on most servers.
-	if pw == "" || !kisee.PlausibleUsername(username) {
+	// A password beyond kisee.MaxPasswordBytes is refused before it costs
+	// the directory a bind.
+	if pw == "" || len(pw) > kisee.MaxPasswordBytes || !kisee.PlausibleUsername(username) {
 		return kisee.User{}, kisee.ErrInvalidCredentials
 	}
 	entry, err := b.find(ctx, b.o.UserFilter, username)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,7 +104,7 @@ func New(o Options) (*Backend, error) {
 
 // Identify implements kisee.Backend.
 func (b *Backend) Identify(ctx context.Context, username, password string) (kisee.User, error) {
-	if !kisee.PlausibleUsername(username) || password == "" {
+	if !kisee.PlausibleUsername(username) || password == "" || len(password) > kisee.MaxPasswordBytes {
 		return kisee.User{}, kisee.ErrInvalidCredentials
 	}
 	body, _ := json.Marshal(map[string]string{"username": username, "login": username, "password": password})
@@ -113,6 +114,12 @@ func (b *Backend) Identify(ctx context.Context, username, password string) (kise
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	if addr := kisee.ClientAddr(ctx); addr != "" {
+		// Believed by the upstream only if it lists this Kisee in its
+		// trusted_proxies: then its brute-force protection counts the
+		// client, not this Kisee.
+		req.Header.Set("X-Forwarded-For", addr)
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -130,7 +137,13 @@ func (b *Backend) Identify(ctx context.Context, username, password string) (kise
 	case resp.StatusCode >= 500:
 		return kisee.User{}, fmt.Errorf("%w: upstream answered %d", kisee.ErrUnavailable, resp.StatusCode)
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return kisee.User{}, fmt.Errorf("%w: upstream is throttling this account", kisee.ErrInvalidCredentials)
+		// The upstream locked this client out: a 429 here too, with the
+		// upstream's Retry-After (60 s if it gave none).
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if secs <= 0 {
+			secs = 60
+		}
+		return kisee.User{}, &kisee.LockedError{RetryAfter: time.Duration(secs) * time.Second}
 	case resp.StatusCode >= 400:
 		return kisee.User{}, kisee.ErrInvalidCredentials
 	case resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK:

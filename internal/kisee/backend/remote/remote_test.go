@@ -20,7 +20,10 @@ import (
 
 // Against an upstream Kisee holding the conformance users.
 func TestConformanceOverKisee(t *testing.T) {
-	up := kiseetest.Start(t, "")
+	// The suite's subtests run at once, all from this process's address:
+	// 40 parallel attempts on two accounts are more than the default
+	// brute-force limit lets be in flight for one account and address.
+	up := kiseetest.Start(t, "[rate_limit]\nmax_failures = 1000\n")
 	backendtest.Run(t, func(t *testing.T) kisee.Backend {
 		b, err := remote.New(remote.Options{URL: up.URL + "/jwt/", JWKSURL: up.URL + "/jwks.json"})
 		if err != nil {
@@ -99,5 +102,33 @@ func TestUpstreamFailures(t *testing.T) {
 		if _, err := remote.New(o); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A Kisee on the remote backend passes its client's address upstream and
+// the upstream's lockout back as a 429: the upstream counts the end
+// client, not the Kisee in front of it, and a locked client is told so.
+func TestRemotePassesClientAddressAndLockout(t *testing.T) {
+	up := kiseetest.Start(t, "[rate_limit]\nmax_failures = 3\n")
+	front := kiseetest.Start(t, `[identity_backend]
+class = "remote"
+[identity_backend.options]
+url = "`+up.URL+`/jwt/"
+jwks_url = "`+up.URL+`/jwks.json"
+[rate_limit]
+max_failures = 1000
+`)
+	wrong := `{"username":"alice","password":"wrong guess"}`
+	right := `{"username":"alice","password":"` + backendtest.Users[0].Password + `"}`
+	for i := range 3 {
+		if s := PostFrom(t, "127.0.0.2", front.URL+"/jwt/", wrong); s != 403 {
+			t.Fatalf("wrong password %d: %d, want 403", i+1, s)
+		}
+	}
+	if s := PostFrom(t, "127.0.0.2", front.URL+"/jwt/", right); s != 429 {
+		t.Errorf("after 3 failures (the upstream's limit) from 127.0.0.2: %d, want 429", s)
+	}
+	if s := PostFrom(t, "127.0.0.3", front.URL+"/jwt/", right); s != 201 {
+		t.Errorf("alice from 127.0.0.3: %d, want 201 (the upstream counted the front Kisee, not its clients)", s)
 	}
 }

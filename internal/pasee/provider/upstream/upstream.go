@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
+	"github.com/kisee-pasee/suite/internal/ratelimit"
 	"github.com/kisee-pasee/suite/internal/settings"
 	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
@@ -62,6 +63,7 @@ type Client struct {
 	name     string
 	endpoint *url.URL
 	http     *http.Client
+	post     *http.Client // for POSTs: the timeout plus an upstream progressive delay
 	opts     Options
 	types    []string
 
@@ -85,8 +87,14 @@ func New(name, endpoint string, o Options, types ...string) (*Client, error) {
 	if o.Timeout == 0 {
 		o.Timeout = settings.Duration(5 * time.Second)
 	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c := &Client{name: name, endpoint: u, opts: o, types: types,
-		http: &http.Client{Timeout: o.Timeout.D(), Transport: web.PropagateRequestID(nil), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		http: &http.Client{Timeout: o.Timeout.D(), Transport: web.PropagateRequestID(nil), CheckRedirect: noRedirect},
+		// A login (or a forwarded registration) may wait the upstream's
+		// progressive delay before it is answered: allow for it (up to
+		// twice the timeout), or a delayed failure would read as an
+		// upstream that is down.
+		post: &http.Client{Timeout: o.Timeout.D() + min(o.Timeout.D(), ratelimit.DefaultMaxDelay), Transport: web.PropagateRequestID(nil), CheckRedirect: noRedirect}}
 	if len(o.PublicKeys) > 0 {
 		keys, err := token.ParsePublicKeysPEM(o.PublicKeys)
 		if err != nil {
@@ -226,7 +234,11 @@ func (c *Client) onEndpoint(link string) string {
 // do sends req and reads a bounded answer, mapping transport failures to
 // ErrProviderUnavailable.
 func (c *Client) do(req *http.Request) (*http.Response, []byte, error) {
-	resp, err := c.http.Do(req)
+	client := c.http
+	if req.Method == http.MethodPost {
+		client = c.post
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %v", pasee.ErrProviderUnavailable, c.name, redactURL(err))
 	}
