@@ -285,6 +285,9 @@ func (a *App) openBackend(ctx context.Context, hasher *password.Hasher, o Option
 		if err := src.DecodeSection(key, raw, &opts); err != nil {
 			return nil, nil, "", err
 		}
+		if opts.LegacyES256K == nil {
+			opts.LegacyES256K = &cfg.JWT.LegacyES256K
+		}
 		b, err = remote.New(opts)
 		section = opts
 	default:

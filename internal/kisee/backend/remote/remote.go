@@ -38,8 +38,11 @@ type Options struct {
 	// Claims are upstream claims passed on in Kisee's token.
 	Claims  []string          `toml:"claims"`
 	Timeout settings.Duration `toml:"timeout"` // default 5 s
-	// LegacyES256K accepts secp256k1 tokens labelled ES256.
-	LegacyES256K bool `toml:"legacy_es256k"`
+	// LegacyES256K accepts secp256k1 tokens labelled ES256, as the
+	// original Kisee and Pasee sign them. Unset: Kisee's own
+	// [jwt] legacy_es256k, the one switch an operator sets when old and new
+	// services run side by side.
+	LegacyES256K *bool `toml:"legacy_es256k"`
 }
 
 // Backend is the remote backend. It implements kisee.Backend and
@@ -94,7 +97,7 @@ func New(o Options) (*Backend, error) {
 	if b.pasee {
 		typ = token.TypeAccess
 	}
-	opts := []token.VerifierOption{token.WithTypes(typ), token.AcceptLegacyES256K(o.LegacyES256K)}
+	opts := []token.VerifierOption{token.WithTypes(typ), token.AcceptLegacyES256K(o.LegacyES256K != nil && *o.LegacyES256K)}
 	if o.Issuer != "" {
 		opts = append(opts, token.WithIssuer(o.Issuer))
 	}
