@@ -348,8 +348,10 @@ func (a *App) healthChecks(backend kisee.Backend) web.HealthChecks {
 		}
 		return nil
 	}}
-	if h, ok := backend.(kisee.HealthChecker); ok {
-		hc.Backend = h.Health
+	if _, ok := backend.(kisee.HealthChecker); ok {
+		// Cached (kisee.HealthCacheTTL): /health is public, and must not
+		// make every request a call to LDAP or to a remote service.
+		hc.Backend = a.Service.BackendHealth
 	}
 	return hc
 }
