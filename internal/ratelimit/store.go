@@ -47,7 +47,8 @@ type counter struct {
 }
 
 // batchStore is implemented by stores that answer several keys in one
-// round trip (Redis). Results are in the order of keys.
+// round trip (Redis) or one transaction (SQL). Results are in the order of
+// keys.
 type batchStore interface {
 	getMany(ctx context.Context, keys []string) ([]counter, error)
 	incrMany(ctx context.Context, keys []string, window time.Duration) ([]counter, error)
@@ -91,6 +92,11 @@ func incrMany(ctx context.Context, s Store, keys []string, window time.Duration)
 
 // decrMany takes one from every key, even after an error.
 func decrMany(ctx context.Context, s Store, keys []string) error {
+	if b, ok := s.(interface {
+		decrMany(ctx context.Context, keys []string) error
+	}); ok {
+		return b.decrMany(ctx, keys)
+	}
 	var errs []error
 	for _, k := range keys {
 		if err := s.Decr(ctx, k); err != nil {
