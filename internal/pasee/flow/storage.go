@@ -89,9 +89,10 @@ type SQLStorage struct {
 var _ Storage = (*SQLStorage)(nil)
 
 // OpenStorage opens the database at the storage URL of Pasee's settings.
-// Pasee's migrations must have run (the store applies them at start), except
-// for a private in-memory SQLite database ("sqlite::memory:", whose every
-// opening is a new database), which is migrated here, silently.
+// Pasee's migrations must have run (the app applies them at start, or
+// watches the schema and keeps /health red until `pasee migrate` has run),
+// except for a private in-memory SQLite database ("sqlite::memory:", whose
+// every opening is a new database), which is migrated here, silently.
 func OpenStorage(ctx context.Context, url string) (*SQLStorage, error) {
 	target, err := sqldb.ParseURL(url)
 	if err != nil {
@@ -111,12 +112,7 @@ func OpenStorage(ctx context.Context, url string) (*SQLStorage, error) {
 			return nil, fmt.Errorf("flow storage: %w", err)
 		}
 	}
-	s := NewSQLStorage(db)
-	if err := s.check(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
+	return NewSQLStorage(db), nil
 }
 
 // NewSQLStorage returns storage on db, opened with sqldb.Open.
@@ -127,18 +123,6 @@ func (s *SQLStorage) Close() error { return s.db.Close() }
 
 // Ping checks the database.
 func (s *SQLStorage) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-
-func (s *SQLStorage) check(ctx context.Context) error {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pasee_flow_states WHERE id = ''`).Scan(&n)
-	if err != nil {
-		if sqldb.IsUnavailable(err) {
-			return fmt.Errorf("flow storage: %w", err)
-		}
-		return fmt.Errorf("flow storage: table pasee_flow_states missing (run `pasee migrate`): %w", err)
-	}
-	return nil
-}
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 

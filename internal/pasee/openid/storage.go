@@ -81,8 +81,9 @@ type Storage struct {
 }
 
 // OpenStorage opens the database at Pasee's storage URL. Pasee's
-// migrations must have run, except for a private in-memory SQLite
-// database, migrated here.
+// migrations must have run (the app applies them at start, or watches the
+// schema and keeps /health red until `pasee migrate` has run), except for
+// a private in-memory SQLite database, migrated here.
 func OpenStorage(ctx context.Context, url string) (*Storage, error) {
 	target, err := sqldb.ParseURL(url)
 	if err != nil {
@@ -101,14 +102,6 @@ func OpenStorage(ctx context.Context, url string) (*Storage, error) {
 			db.Close()
 			return nil, fmt.Errorf("openid storage: %w", err)
 		}
-	}
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pasee_oidc_codes WHERE hash = ''`).Scan(&n); err != nil {
-		db.Close()
-		if sqldb.IsUnavailable(err) {
-			return nil, fmt.Errorf("openid storage: %w", err)
-		}
-		return nil, fmt.Errorf("openid storage: table pasee_oidc_codes missing (run `pasee migrate`): %w", err)
 	}
 	return &Storage{db: db}, nil
 }
