@@ -172,6 +172,33 @@ func Open(ctx context.Context, t Target) (*sql.DB, error) {
 	return OpenSQLite(t.DSN)
 }
 
+// OpenURL opens the database at a storage URL for a part of a service that
+// keeps its own tables in the service's database (the service migrates
+// them at start). A private in-memory SQLite database (":memory:"), a new
+// database at each opening that no migrate command can reach, is migrated
+// here with migrationsFor(dialect), its versions recorded in table.
+func OpenURL(ctx context.Context, url string, migrationsFor func(dialect string) (fs.FS, error), table string) (*sql.DB, error) {
+	target, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	db, err := Open(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	if target.Dialect == SQLite && target.DSN == ":memory:" {
+		fsys, err := migrationsFor(string(SQLite))
+		if err == nil {
+			err = Migrate(ctx, db, SQLite, fsys, table, nil)
+		}
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
 // Migrate applies the goose migrations of fsys to db, recording versions in
 // table. On PostgreSQL an advisory lock keeps concurrent starts from
 // migrating twice.

@@ -94,23 +94,9 @@ var _ Storage = (*SQLStorage)(nil)
 // except for a private in-memory SQLite database ("sqlite::memory:", whose
 // every opening is a new database), which is migrated here, silently.
 func OpenStorage(ctx context.Context, url string) (*SQLStorage, error) {
-	target, err := sqldb.ParseURL(url)
+	db, err := sqldb.OpenURL(ctx, url, migrations.Pasee, migrations.PaseeTable)
 	if err != nil {
 		return nil, fmt.Errorf("flow storage: %w", err)
-	}
-	db, err := sqldb.Open(ctx, target)
-	if err != nil {
-		return nil, fmt.Errorf("flow storage: %w", err)
-	}
-	if target.Dialect == sqldb.SQLite && target.DSN == ":memory:" {
-		fsys, err := migrations.Pasee(string(sqldb.SQLite))
-		if err == nil {
-			err = sqldb.Migrate(ctx, db, sqldb.SQLite, fsys, migrations.PaseeTable, nil)
-		}
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("flow storage: %w", err)
-		}
 	}
 	return NewSQLStorage(db), nil
 }

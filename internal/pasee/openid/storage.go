@@ -85,23 +85,9 @@ type Storage struct {
 // schema and keeps /health red until `pasee migrate` has run), except for
 // a private in-memory SQLite database, migrated here.
 func OpenStorage(ctx context.Context, url string) (*Storage, error) {
-	target, err := sqldb.ParseURL(url)
+	db, err := sqldb.OpenURL(ctx, url, migrations.Pasee, migrations.PaseeTable)
 	if err != nil {
 		return nil, fmt.Errorf("openid storage: %w", err)
-	}
-	db, err := sqldb.Open(ctx, target)
-	if err != nil {
-		return nil, fmt.Errorf("openid storage: %w", err)
-	}
-	if target.Dialect == sqldb.SQLite && target.DSN == ":memory:" {
-		fsys, err := migrations.Pasee(string(sqldb.SQLite))
-		if err == nil {
-			err = sqldb.Migrate(ctx, db, sqldb.SQLite, fsys, migrations.PaseeTable, nil)
-		}
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("openid storage: %w", err)
-		}
 	}
 	return &Storage{db: db}, nil
 }
