@@ -106,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 		m.middleware,
 		commitErrors,
 		recoverPanics(cfg.Logger),
-		securityHeaders,
+		securityHeaders(),
 		headerLimit(MaxHeaderBytes),
 		cors(cfg.CORS),
 		bodyLimit(cfg.BodyLimit),
@@ -156,8 +156,7 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 }
 
 const (
-	ctxRequestID = "web.request_id"
-	ctxHead      = "web.head"
+	ctxHead = "web.head"
 )
 
 // headAsGet routes HEAD like GET, so that every resource that answers GET
@@ -194,7 +193,6 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
 		}
-		c.Set(ctxRequestID, id)
 		c.SetRequest(c.Request().WithContext(WithRequestID(c.Request().Context(), id)))
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		return next(c)
@@ -203,8 +201,7 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 
 // RequestID returns the id of the request being served.
 func RequestID(c echo.Context) string {
-	id, _ := c.Get(ctxRequestID).(string)
-	return id
+	return RequestIDFrom(c.Request().Context())
 }
 
 // accessLog writes one line per request. It logs the path without its query
@@ -265,15 +262,29 @@ func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
 
 // securityHeaders sets headers fit for a JSON API on every response:
 // handlers serving HTML or cacheable documents override them.
-func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
-		return next(c)
+//
+// The values are built once and shared by every response, each a slice of
+// capacity one: Header.Set replaces a slice and Header.Add appends to a
+// copy, so a handler's change never reaches another response.
+func securityHeaders() echo.MiddlewareFunc {
+	one := func(v string) []string { return []string{v}[:1:1] }
+	var (
+		nosniff = one("nosniff")
+		deny    = one("DENY")
+		csp     = one("default-src 'none'; frame-ancestors 'none'")
+		noRef   = one("no-referrer")
+		noStore = one("no-store")
+	)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Response().Header()
+			h["X-Content-Type-Options"] = nosniff
+			h["X-Frame-Options"] = deny
+			h["Content-Security-Policy"] = csp
+			h["Referrer-Policy"] = noRef
+			h["Cache-Control"] = noStore
+			return next(c)
+		}
 	}
 }
 

@@ -365,3 +365,58 @@ func TestParsePublicKeysPEMNamesTheBadKey(t *testing.T) {
 		t.Fatalf("err = %v, want it to name key [1]", err)
 	}
 }
+
+// An ECDSA signature's R and S are fixed-width in a JWS whatever their
+// value: a short R or S (leading zero bytes, one in 256 signatures) is
+// padded back, a high bit survives ASN.1's sign byte, and anything that is
+// not exactly a SEQUENCE of two non-negative INTEGERs that fit is refused.
+func TestASN1ToRS(t *testing.T) {
+	full := func(first byte) []byte {
+		b := make([]byte, 32)
+		for i := range b {
+			b[i] = byte(i + 1)
+		}
+		b[0] = first
+		return b
+	}
+	short := full(0)
+	short[1] = 0
+	for _, c := range []struct {
+		name string
+		r, s []byte
+	}{
+		{"plain", full(0x11), full(0x22)},
+		{"high bits", full(0xff), full(0x80)},
+		{"short r", short, full(0x7f)},
+		{"short s", full(0x01), short},
+		{"zero", make([]byte, 32), full(0x42)},
+	} {
+		der, err := rsToASN1(c.r, c.s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := asn1ToRS(der, 32)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if want := append(append([]byte{}, c.r...), c.s...); string(got) != string(want) {
+			t.Errorf("%s: got %x, want %x", c.name, got, want)
+		}
+	}
+	good, _ := rsToASN1(full(1), full(2))
+	tooLong, _ := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1)})
+	negative, _ := asn1.Marshal(struct{ R, S *big.Int }{big.NewInt(-5), big.NewInt(1)})
+	three, _ := asn1.Marshal(struct{ R, S, T *big.Int }{big.NewInt(1), big.NewInt(2), big.NewInt(3)})
+	for name, der := range map[string][]byte{
+		"trailing data": append(append([]byte{}, good...), 0),
+		"truncated":     good[:len(good)-1],
+		"too long":      tooLong,
+		"negative":      negative,
+		"three":         three,
+		"empty":         nil,
+	} {
+		if out, err := asn1ToRS(der, 32); err == nil {
+			t.Errorf("%s: accepted as %x", name, out)
+		}
+	}
+}

@@ -134,13 +134,14 @@ func sign(k *PrivateKey, input []byte) ([]byte, error) {
 	switch key := k.raw.(type) {
 	case *ecdsa.PrivateKey:
 		size := (key.Curve.Params().BitSize + 7) / 8
-		r, s, err := ecdsa.Sign(rand.Reader, key, digest(k.Algorithm(), input))
+		der, err := ecdsa.SignASN1(rand.Reader, key, digest(k.Algorithm(), input))
 		if err != nil {
 			return nil, fmt.Errorf("sign %s: %w", k.Algorithm(), err)
 		}
-		out := make([]byte, 2*size)
-		r.FillBytes(out[:size])
-		s.FillBytes(out[size:])
+		out, err := asn1ToRS(der, size)
+		if err != nil {
+			return nil, fmt.Errorf("sign %s: %w", k.Algorithm(), err)
+		}
 		return out, nil
 	case *secp256k1.PrivateKey:
 		return signES256K(key, input), nil
@@ -190,6 +191,34 @@ func rsToASN1(r, s []byte) ([]byte, error) {
 		addASN1Unsigned(b, s)
 	})
 	return b.Bytes()
+}
+
+// asn1ToRS decodes the ASN.1 SEQUENCE of two INTEGERs that crypto/ecdsa
+// signs into the JWS form, R || S, each left-padded to size bytes, without
+// going through math/big.
+func asn1ToRS(der []byte, size int) ([]byte, error) {
+	var seq, r, s cryptobyte.String
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!readASN1Unsigned(&seq, &r) || !readASN1Unsigned(&seq, &s) || !seq.Empty() ||
+		len(r) > size || len(s) > size {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	copy(out[size-len(r):size], r)
+	copy(out[2*size-len(s):], s)
+	return out, nil
+}
+
+// readASN1Unsigned reads a non-negative INTEGER from s into v, without its
+// leading zero bytes.
+func readASN1Unsigned(s *cryptobyte.String, v *cryptobyte.String) bool {
+	var b []byte
+	if !s.ReadASN1Integer(&b) {
+		return false
+	}
+	*v = b
+	return true
 }
 
 // addASN1Unsigned adds the non-negative big-endian integer v as an INTEGER.

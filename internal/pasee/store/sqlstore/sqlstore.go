@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
@@ -45,6 +46,9 @@ type Store struct {
 	w *sql.DB // writes and read-modify-write transactions
 	r *sql.DB // plain reads: w itself but on a SQLite file
 	d dialect
+	// prepared holds statements of the hot path prepared once on w, by
+	// query text (see prepare).
+	prepared sync.Map
 
 	// Logger, when set before Migrate, logs each migration applied.
 	Logger *slog.Logger
@@ -113,6 +117,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database, waiting for connections in use to be
 // released.
 func (s *Store) Close() error {
+	s.prepared.Range(func(_, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		return true
+	})
 	if s.r == s.w {
 		return s.w.Close()
 	}
@@ -785,7 +793,7 @@ func (s *Store) rotate(ctx context.Context, id, presentedJTI string, next pasee.
 	// atomic on its own, no transaction round trips. Only when it changes
 	// nothing does the transaction below classify the token.
 	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
-	if sess, groups, err := scan(s.w.QueryRowContext(ctx, query, args...)); err == nil {
+	if sess, groups, err := scan(s.queryRow(ctx, query, args...)); err == nil {
 		return pasee.Rotated, sess, groups, nil
 	} else if !errors.Is(err, sql.ErrNoRows) {
 		return 0, pasee.Session{}, nil, fail("rotate session", err)
@@ -840,6 +848,29 @@ func (s *Store) rotate(ctx context.Context, id, presentedJTI string, next pasee.
 		return 0, pasee.Session{}, nil, err
 	}
 	return outcome, sess, groups, nil
+}
+
+// queryRow runs query on the writer pool. On SQLite, whose driver keeps
+// no statement cache, query is prepared once and reused: parsing the
+// statement cost more than running it. pgx caches prepared statements per
+// connection itself, so PostgreSQL queries go straight through.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s.d.name != sqldb.SQLite {
+		return s.w.QueryRowContext(ctx, query, args...)
+	}
+	if st, ok := s.prepared.Load(query); ok {
+		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	}
+	st, err := s.w.PrepareContext(ctx, query)
+	if err != nil {
+		// The error comes back through the query, wrapped as usual.
+		return s.w.QueryRowContext(ctx, query, args...)
+	}
+	if prev, loaded := s.prepared.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		st = prev.(*sql.Stmt)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // rotateSQL spends refresh token $7 of session $6 for the pair $1..$4 at
