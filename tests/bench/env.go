@@ -480,6 +480,9 @@ level = %q
 func paseeSettings(port int, storeURL, keyPEM, kiseeURL, logLevel string) string {
 	return fmt.Sprintf(`host = "127.0.0.1"
 port = %d
+# The public URL, and so the issuer, stays the first instance's in the
+# scale-out copies (StartPaseeLike), as behind one load balancer.
+hostname = "http://127.0.0.1:%d"
 
 [jwt]
 private_key = '''%s'''
@@ -494,5 +497,5 @@ endpoint = %q
 
 [log]
 level = %q
-`, port, keyPEM, storeURL, kiseeURL+"/", logLevel) + benchClients()
+`, port, port, keyPEM, storeURL, kiseeURL+"/", logLevel) + benchClients()
 }
