@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -251,6 +252,29 @@ func lockID(table string) int64 {
 		h = -h
 	}
 	return h
+}
+
+// Wrap wraps err with the operation that failed; when err means the
+// database cannot be reached (IsUnavailable), the result also matches
+// unavailable, the caller's own "retry later" error (pasee.ErrUnavailable),
+// which its API answers with 503.
+func Wrap(op string, err, unavailable error) error {
+	if IsUnavailable(err) {
+		return fmt.Errorf("%w: %s: %w", unavailable, op, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Throttle lets periodic housekeeping (deleting expired rows) run at most
+// once per interval in a process, whichever goroutine asks first. The zero
+// value is ready: the first call is due.
+type Throttle struct{ last atomic.Int64 }
+
+// Due reports whether the task should run now, and if so records it, so
+// that concurrent callers get true once.
+func (t *Throttle) Due(now time.Time, every time.Duration) bool {
+	last := t.last.Load()
+	return now.UnixMilli()-last >= every.Milliseconds() && t.last.CompareAndSwap(last, now.UnixMilli())
 }
 
 // IsUnavailable reports whether err means the database cannot be reached

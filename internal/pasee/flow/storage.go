@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
@@ -82,8 +81,8 @@ type SQLStorage struct {
 	// 0): beyond, SaveState returns ErrTooManyPending.
 	MaxPending int
 
-	db        *sql.DB
-	lastPurge atomic.Int64
+	db     *sql.DB
+	purges sqldb.Throttle
 }
 
 var _ Storage = (*SQLStorage)(nil)
@@ -113,16 +112,12 @@ func (s *SQLStorage) Ping(ctx context.Context) error { return s.db.PingContext(c
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fail(what string, err error) error {
-	if sqldb.IsUnavailable(err) {
-		return fmt.Errorf("%w: flow storage: %s: %v", pasee.ErrUnavailable, what, err)
-	}
-	return fmt.Errorf("flow storage: %s: %w", what, err)
+	return sqldb.Wrap("flow storage: "+what, err, pasee.ErrUnavailable)
 }
 
 // purge deletes rows long expired, at most once a minute per instance.
 func (s *SQLStorage) purge(ctx context.Context, now time.Time) {
-	last := s.lastPurge.Load()
-	if now.UnixMilli()-last < time.Minute.Milliseconds() || !s.lastPurge.CompareAndSwap(last, now.UnixMilli()) {
+	if !s.purges.Due(now, time.Minute) {
 		return
 	}
 	cutoff := ms(now.Add(-purgeAfter))

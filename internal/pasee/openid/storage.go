@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
@@ -76,8 +75,8 @@ const purgeAfter = time.Hour
 // migrations/pasee/*/00005_openid.sql), SQLite or PostgreSQL alike, so
 // that every instance sharing the database completes what another began.
 type Storage struct {
-	db        *sql.DB
-	lastPurge atomic.Int64
+	db     *sql.DB
+	purges sqldb.Throttle
 }
 
 // OpenStorage opens the database at Pasee's storage URL. Pasee's
@@ -98,16 +97,12 @@ func (s *Storage) Close() error { return s.db.Close() }
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fail(what string, err error) error {
-	if sqldb.IsUnavailable(err) {
-		return fmt.Errorf("%w: openid storage: %s: %v", pasee.ErrUnavailable, what, err)
-	}
-	return fmt.Errorf("openid storage: %s: %w", what, err)
+	return sqldb.Wrap("openid storage: "+what, err, pasee.ErrUnavailable)
 }
 
 // purge deletes rows long expired, at most once a minute per instance.
 func (s *Storage) purge(ctx context.Context, now time.Time) {
-	last := s.lastPurge.Load()
-	if now.UnixMilli()-last < time.Minute.Milliseconds() || !s.lastPurge.CompareAndSwap(last, now.UnixMilli()) {
+	if !s.purges.Due(now, time.Minute) {
 		return
 	}
 	cutoff := ms(now.Add(-purgeAfter))

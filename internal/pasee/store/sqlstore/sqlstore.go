@@ -129,12 +129,7 @@ func (s *Store) Close() error {
 
 // fail wraps err with the operation; errors meaning the database cannot be
 // reached also wrap pasee.ErrUnavailable.
-func fail(op string, err error) error {
-	if sqldb.IsUnavailable(err) {
-		return fmt.Errorf("%w: %s: %w", pasee.ErrUnavailable, op, err)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
+func fail(op string, err error) error { return sqldb.Wrap(op, err, pasee.ErrUnavailable) }
 
 // write runs fn in a transaction on the writer pool (on SQLite, BEGIN
 // IMMEDIATE from the DSN: the transaction holds the write lock from the
