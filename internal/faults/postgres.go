@@ -140,6 +140,20 @@ func (p *Postgres) Start() {
 	p.mu.Unlock()
 }
 
+// Crash stops the cluster the way a power cut stops a server's processes:
+// pg_ctl stop -m immediate ends them at once, with no checkpoint, and the
+// next Start recovers from the write-ahead log. What a commit flushed to
+// the log survives; what it did not is lost.
+func (p *Postgres) Crash() {
+	p.t.Helper()
+	if out, err := p.run("pg_ctl", "-D", p.dir, "-m", "immediate", "-w", "-t", "60", "stop"); err != nil && !strings.Contains(out, "not running") {
+		p.t.Fatalf("pg_ctl stop -m immediate: %v\n%s", err, out)
+	}
+	p.mu.Lock()
+	p.up = false
+	p.mu.Unlock()
+}
+
 // Stop stops the cluster the way an operator restarting it would
 // (pg_ctl stop -m fast: sessions are terminated, in-flight transactions
 // rolled back).

@@ -49,6 +49,8 @@ type Store struct {
 	// prepared holds statements of the hot path prepared once on w, by
 	// query text (see prepare).
 	prepared sync.Map
+	// rotations writes the rotations of live refresh tokens in batches.
+	rotations *batcher
 
 	// Logger, when set before Migrate, logs each migration applied.
 	Logger *slog.Logger
@@ -73,7 +75,13 @@ func Open(ctx context.Context, t sqldb.Target) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pasee store: %w", err)
 	}
-	return &Store{w: w, r: r, d: d}, nil
+	return newStore(w, r, d), nil
+}
+
+func newStore(w, r *sql.DB, d dialect) *Store {
+	s := &Store{w: w, r: r, d: d}
+	s.rotations = &batcher{write: s.writeRotations}
+	return s
 }
 
 // New returns a store on db, of the given dialect, for reads and writes
@@ -84,7 +92,7 @@ func New(db *sql.DB, name sqldb.Dialect) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{w: db, r: db, d: d}, nil
+	return newStore(db, db, d), nil
 }
 
 // Migrate applies Pasee's migrations of the store's dialect.
@@ -785,14 +793,24 @@ func (s *Store) rotate(ctx context.Context, id, presentedJTI string, next pasee.
 		return sess, splitGroups(groups.String), err
 	}
 	// The live token of a live session is the common case: one statement,
-	// atomic on its own, no transaction round trips. Only when it changes
-	// nothing does the transaction below classify the token.
-	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
-	if sess, groups, err := scan(s.queryRow(ctx, query, args...)); err == nil {
-		return pasee.Rotated, sess, groups, nil
-	} else if !errors.Is(err, sql.ErrNoRows) {
+	// atomic on its own, no transaction round trips, written together with
+	// the rotations of other sessions arriving meanwhile (batch.go). Only
+	// when it changes nothing does the transaction below classify the
+	// token.
+	r := &rotation{id: id, presented: presentedJTI, next: next, now: now}
+	if err := s.rotations.rotate(ctx, r); err != nil {
 		return 0, pasee.Session{}, nil, fail("rotate session", err)
 	}
+	if r.err != nil {
+		return 0, pasee.Session{}, nil, fail("rotate session", r.err)
+	}
+	if r.matched {
+		if !withGroups {
+			r.groups = nil
+		}
+		return pasee.Rotated, r.sess, r.groups, nil
+	}
+	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
 
 	var (
 		outcome pasee.RotateOutcome
@@ -845,27 +863,32 @@ func (s *Store) rotate(ctx context.Context, id, presentedJTI string, next pasee.
 	return outcome, sess, groups, nil
 }
 
-// queryRow runs query on the writer pool. On SQLite, whose driver keeps
-// no statement cache, query is prepared once and reused: parsing the
-// statement cost more than running it. pgx caches prepared statements per
-// connection itself, so PostgreSQL queries go straight through.
-func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+// queryRow runs query on q (the writer pool or one of its transactions).
+// On SQLite, whose driver keeps no statement cache, query is prepared once
+// and reused: parsing the statement cost more than running it. pgx caches
+// prepared statements per connection itself, so PostgreSQL queries go
+// straight through.
+func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
 	if s.d.name != sqldb.SQLite {
-		return s.w.QueryRowContext(ctx, query, args...)
+		return q.QueryRowContext(ctx, query, args...)
 	}
-	if st, ok := s.prepared.Load(query); ok {
-		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	st, ok := s.prepared.Load(query)
+	if !ok {
+		prepared, err := s.w.PrepareContext(ctx, query)
+		if err != nil {
+			// The error comes back through the query, wrapped as usual.
+			return q.QueryRowContext(ctx, query, args...)
+		}
+		if st, ok = s.prepared.LoadOrStore(query, prepared); ok {
+			_ = prepared.Close()
+		} else {
+			st = prepared
+		}
 	}
-	st, err := s.w.PrepareContext(ctx, query)
-	if err != nil {
-		// The error comes back through the query, wrapped as usual.
-		return s.w.QueryRowContext(ctx, query, args...)
+	if tx, ok := q.(*sql.Tx); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)).QueryRowContext(ctx, args...)
 	}
-	if prev, loaded := s.prepared.LoadOrStore(query, st); loaded {
-		_ = st.Close()
-		st = prev.(*sql.Stmt)
-	}
-	return st.QueryRowContext(ctx, args...)
+	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 }
 
 // rotateSQL spends refresh token $7 of session $6 for the pair $1..$4 at

@@ -199,3 +199,143 @@ func testCreateRacingDelete(t *testing.T, s pasee.Store) {
 func testPing(t *testing.T, s pasee.Store) {
 	must(t, s.Ping(t.Context()))
 }
+
+// testConcurrentManySessions refreshes many sessions at once, as a busy
+// server does: a store may then write rotations together (one statement,
+// one commit), and each must still come out as if written alone. Live
+// sessions are refreshed three times in parallel with the same token;
+// among them are sessions of a banned user, expired sessions and spent
+// tokens, each of which must keep its own outcome inside a crowd.
+func testConcurrentManySessions(t *testing.T, s pasee.Store) {
+	ctx := t.Context()
+	const (
+		sessions = 36
+		grace    = 5 * time.Second
+	)
+	ensure(t, s, "g.0", "g.1", "g.2")
+	type attempt struct {
+		id, presented string
+		when          time.Time
+		next          pasee.NextTokens
+		out           pasee.RotateOutcome
+		sess          pasee.Session
+		groups        []string
+		err           error
+	}
+	kind := func(i int) string { return [...]string{"banned", "expired", "reused", "live", "live", "live"}[i%6] }
+	user := func(i int) string { return fmt.Sprintf("kisee-crowd%02d", i) }
+	wantGroups := func(i int) []string { return []string{fmt.Sprintf("g.%d", i%3)} }
+	var attempts []*attempt
+	for i := range sessions {
+		id := fmt.Sprintf("crowd%02d", i)
+		_, err := s.RecordLogin(ctx, user(i), at(0))
+		must(t, err)
+		add(t, s, wantGroups(i)[0], user(i))
+		expires := at(24 * time.Hour)
+		when := at(time.Minute)
+		tries := 3
+		switch kind(i) {
+		case "banned": // banned after the session was opened, as "late" above
+			must(t, s.SetBanned(ctx, "kisee-root", user(i), true, at(0)))
+		case "expired":
+			expires = at(30 * time.Second)
+		case "reused":
+			when, tries = at(time.Minute+grace+time.Second), 1
+		}
+		must(t, s.CreateSession(ctx, pasee.Session{ID: id, User: user(i), IDP: "kisee",
+			RefreshJTI: id + "-r0", AccessJTI: id + "-a0", IssuedAt: at(0), ExpiresAt: expires, CreatedAt: at(0)}))
+		presented := id + "-r0"
+		if kind(i) == "reused" {
+			out, _, _, err := s.RotateAndReadGroups(ctx, id, presented, pasee.NextTokens{RefreshJTI: id + "-r1", AccessJTI: id + "-a1",
+				IssuedAt: at(time.Minute), ExpiresAt: at(time.Minute + 24*time.Hour)}, at(time.Minute), grace)
+			must(t, err)
+			if out != pasee.Rotated {
+				t.Fatalf("preparing %s: outcome %v", id, out)
+			}
+		}
+		for k := range tries {
+			attempts = append(attempts, &attempt{id: id, presented: presented, when: when, next: pasee.NextTokens{
+				RefreshJTI: fmt.Sprintf("%s-r1-%d", id, k), AccessJTI: fmt.Sprintf("%s-a1-%d", id, k),
+				IssuedAt: when, ExpiresAt: when.Add(24 * time.Hour)}})
+		}
+	}
+	run := func(attempts []*attempt) {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, a := range attempts {
+			wg.Go(func() {
+				<-start
+				a.out, a.sess, a.groups, a.err = s.RotateAndReadGroups(ctx, a.id, a.presented, a.next, a.when, grace)
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+	run(attempts)
+
+	winners := map[string]string{}
+	for _, a := range attempts {
+		must(t, a.err)
+		var i int
+		fmt.Sscanf(a.id, "crowd%02d", &i)
+		switch kind(i) {
+		case "banned", "expired":
+			if a.out != pasee.SessionRevoked {
+				t.Fatalf("%s (%s): outcome %v, want SessionRevoked", a.id, kind(i), a.out)
+			}
+		case "reused":
+			if a.out != pasee.ReuseDetected {
+				t.Fatalf("%s (spent token): outcome %v, want ReuseDetected", a.id, a.out)
+			}
+		case "live":
+			switch a.out {
+			case pasee.Rotated:
+				if w, ok := winners[a.id]; ok {
+					t.Fatalf("%s: two rotations won: %s and %s", a.id, w, a.next.RefreshJTI)
+				}
+				winners[a.id] = a.next.RefreshJTI
+			case pasee.Replayed:
+			default:
+				t.Fatalf("%s: outcome %v, want Rotated or Replayed", a.id, a.out)
+			}
+			if a.sess.User != user(i) || a.sess.PreviousJTI != a.presented {
+				t.Fatalf("%s: answered session %+v", a.id, a.sess)
+			}
+			equal(t, a.id+" groups", a.groups, wantGroups(i))
+		}
+	}
+	for _, a := range attempts {
+		var i int
+		fmt.Sscanf(a.id, "crowd%02d", &i)
+		stored := session(t, s, a.id)
+		switch kind(i) {
+		case "live":
+			if winners[a.id] == "" || a.sess.RefreshJTI != winners[a.id] || stored.RefreshJTI != winners[a.id] || !stored.RevokedAt.IsZero() {
+				t.Fatalf("%s: answered %s, stored %+v, winner %q", a.id, a.sess.RefreshJTI, stored, winners[a.id])
+			}
+		case "expired", "banned":
+			if stored.RefreshJTI != a.id+"-r0" {
+				t.Fatalf("%s (%s): stored refresh token %s, want it unchanged", a.id, kind(i), stored.RefreshJTI)
+			}
+		case "reused":
+			if stored.RevokedAt.IsZero() || stored.RefreshJTI != a.id+"-r1" {
+				t.Fatalf("%s (spent token): stored %+v, want revoked with -r1", a.id, stored)
+			}
+		}
+	}
+
+	t.Run("the winners' tokens rotate again, all together", func(t *testing.T) {
+		var again []*attempt
+		for id, w := range winners {
+			again = append(again, &attempt{id: id, presented: w, when: at(2 * time.Minute), next: pasee.NextTokens{
+				RefreshJTI: id + "-r2", AccessJTI: id + "-a2", IssuedAt: at(2 * time.Minute), ExpiresAt: at(2*time.Minute + 24*time.Hour)}})
+		}
+		run(again)
+		for _, a := range again {
+			must(t, a.err)
+			if a.out != pasee.Rotated || a.sess.RefreshJTI != a.id+"-r2" || a.sess.PreviousJTI != a.presented {
+				t.Fatalf("%s: outcome %v, session %+v", a.id, a.out, a.sess)
+			}
+		}
+	})
+}

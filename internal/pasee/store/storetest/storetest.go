@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) pasee.Store) {
 		{"AuditLogPaging", testAuditPaging},
 		{"ConcurrentMembershipChanges", testConcurrentMembers},
 		{"ConcurrentRotations", testConcurrentRotate},
+		{"ConcurrentRotationsOfManySessions", testConcurrentManySessions},
 		{"ConcurrentFirstLogins", testConcurrentLogins},
 		{"ConcurrentGroupCreation", testConcurrentCreate},
 		{"SubgroupCreationRacingParentDeletion", testCreateRacingDelete},
