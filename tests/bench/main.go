@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ import (
 // options are the command-line flags.
 type options struct {
 	bin, out, plots, pg, logLevel, profileDir, only string
+	refreshLevels                                   string
 	quick, skipGroups, groupsSQLite, profile        bool
 	groups, memberships, restarts, retries          int
 	timeout                                         time.Duration
@@ -67,7 +69,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.pg, "pg", defaultPG, "PostgreSQL server on the loopback interface (a fresh schema per store); \"off\" to skip PostgreSQL")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level of the servers (their logs go to files in the temporary directory)")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "keep the .pprof files in this directory (default: discarded with the temporary directory)")
-	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: 1 (with 2, 3, 5 and 7), 4, 6, profile")
+	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: 1 (with 2, 3, 5 and 7), 2 (the refreshes alone: 2 and 7's refresh grant), 4, 6, profile")
+	fs.StringVar(&o.refreshLevels, "refresh-levels", "", "concurrency levels of the refresh scenarios, comma-separated (default 1,2,4,8,16,32)")
 	fs.BoolVar(&o.quick, "quick", false, "fewer levels, shorter runs, no group scale, no profiles (about a minute)")
 	fs.BoolVar(&o.skipGroups, "skip-groups", false, "skip scenario 4 (group scale), the longest part")
 	fs.BoolVar(&o.groupsSQLite, "groups-sqlite", true, "run scenario 4 on SQLite too (it always runs on PostgreSQL when available)")
@@ -117,6 +120,21 @@ func (o options) runs(name string) bool {
 
 // plan is the load of each scenario, smaller in quick mode.
 func (o options) plan() Plan {
+	p := o.basePlan()
+	if o.refreshLevels != "" {
+		p.RefreshLevels = nil
+		for _, f := range strings.Split(o.refreshLevels, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+				p.RefreshLevels = append(p.RefreshLevels, n)
+			}
+		}
+	}
+	// -only 2: the refreshes without the logins around them.
+	p.SkipLogins = !o.runs("1")
+	return p
+}
+
+func (o options) basePlan() Plan {
 	if o.quick {
 		return Plan{
 			LoginLevels: []int{1, 2, 8}, RefreshLevels: []int{1, 4, 16},
@@ -232,7 +250,7 @@ func measure(ctx context.Context, env *Env, o options) (*Report, error) {
 		return rep, err
 	}
 	for _, backend := range env.Backends() {
-		if !o.runs("1") {
+		if !o.runs("1") && !o.runs("2") {
 			break
 		}
 		verifyHook := func(paseeURL, access string) {

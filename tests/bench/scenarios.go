@@ -32,6 +32,9 @@ type Plan struct {
 	// the least disturbed run is kept.
 	Retries   int
 	Disturbed float64
+	// SkipLogins leaves out the login levels of scenarios 1, 3 and 7 (the
+	// refreshes still start from logins).
+	SkipLogins bool
 }
 
 // quiet runs measure (one level: a bound and the runs paired with it) and
@@ -172,6 +175,9 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 
 	logf("scenarios 1, 3 and 7 (%s): Kisee POST /jwt/, Pasee POST /tokens/?idp=kisee and the OpenID code flow, each level after the argon2id bound", backend)
 	for _, c := range plan.LoginLevels {
+		if plan.SkipLogins {
+			break
+		}
 		var k, p, cf Summary
 		err := plan.quiet(func() ([]Summary, error) {
 			bound, err := b.Hash.Bound(ctx, b.HashTime)
