@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -20,6 +20,7 @@ import (
 	"github.com/kisee-pasee/suite/internal/pasee/app"
 	"github.com/kisee-pasee/suite/internal/pgtest"
 	"github.com/kisee-pasee/suite/internal/settings"
+	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
@@ -67,7 +68,13 @@ endpoint = "http://127.0.0.1:1"
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := app.New(ctx, cfg, app.Options{Logger: slog.New(slog.DiscardHandler)})
+	// Logs as in production: the access log at info, into a file.
+	logs, err := os.Create(filepath.Join(b.TempDir(), "pasee.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logs.Close()
+	a, err := app.New(ctx, cfg, app.Options{Logger: web.NewLogger("pasee", "text", "info", logs)})
 	if err != nil {
 		b.Fatal(err)
 	}
