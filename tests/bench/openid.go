@@ -35,6 +35,8 @@ type OpenID struct {
 	d         *oidclogin.Discovery
 	transport http.RoundTripper
 	client    *http.Client
+	// basic is the bench client's Authorization header (client_secret_basic).
+	basic string
 }
 
 // NewOpenID discovers the provider at issuer; c's keep-alive connections
@@ -44,7 +46,9 @@ func NewOpenID(ctx context.Context, c *Client, issuer string) (*OpenID, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &OpenID{d: d, transport: c.http.Transport, client: c.http}, nil
+	r, _ := http.NewRequest(http.MethodPost, d.TokenEndpoint, nil)
+	r.SetBasicAuth(url.QueryEscape(benchClientID), url.QueryEscape(benchClientSecret))
+	return &OpenID{d: d, transport: c.http.Transport, client: c.http, basic: r.Header.Get("Authorization")}, nil
 }
 
 // RoundTrip is one full authorization: GET the authorization endpoint
@@ -78,6 +82,21 @@ func (o *OpenID) RoundTrip(ctx context.Context, user string) ([]byte, error) {
 // Refresh is the token endpoint's refresh_token grant.
 func (o *OpenID) Refresh(ctx context.Context, refreshToken string) ([]byte, error) {
 	return o.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
+}
+
+// RefreshOn is Refresh sent on w, as the refresh levels send POST
+// /tokens/?refresh: the two doors are compared with the same client.
+func (o *OpenID) RefreshOn(ctx context.Context, w *Wire, refreshToken string) ([]byte, error) {
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	status, body, err := w.Post(ctx, o.d.TokenEndpoint, []byte(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded", "Authorization", o.basic)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("token endpoint (refresh_token): status %d: %.200s", status, body)
+	}
+	return body, nil
 }
 
 // token posts form to the token endpoint as the bench client and wants 200.

@@ -252,8 +252,17 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 			return refreshOne(ctx, w, urls[w%len(urls)])
 		}
 	}
+	wires := NewWires(maxC)
+	defer func() {
+		for _, w := range wires {
+			w.Close()
+		}
+	}()
 	refreshOne = func(ctx context.Context, w int, base string) error {
-		body, err := client.Expect(ctx, 201, "POST", base+"/tokens/?refresh", nil, chains[w])
+		status, body, err := wires[w].Post(ctx, base+"/tokens/?refresh", nil, "Authorization", "Bearer "+chains[w])
+		if err == nil && status != 201 {
+			err = fmt.Errorf("POST /tokens/?refresh: status %d, want 201: %.200s", status, body)
+		}
 		if err == nil {
 			var p Pair
 			if p, err = parsePair(body); err == nil {
@@ -271,7 +280,7 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 	// Pasee's CPU alone: Kisee is idle during the refreshes.
 	pmeter := cpuMeter{servers: []int{pasee.Pid()}}
 	tokenRefresh := func(ctx context.Context, w int) error {
-		body, err := op.Refresh(ctx, opChains[w])
+		body, err := op.RefreshOn(ctx, wires[w], opChains[w])
 		if err == nil {
 			var p Pair
 			if p, err = parsePair(body); err == nil {
