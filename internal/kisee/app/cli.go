@@ -16,6 +16,7 @@ import (
 	"github.com/kisee-pasee/suite/internal/kisee/tokenstore"
 	"github.com/kisee-pasee/suite/internal/password"
 	"github.com/kisee-pasee/suite/internal/sqldb"
+	"github.com/kisee-pasee/suite/internal/web"
 )
 
 // Stdio are the streams of a command.
@@ -120,7 +121,11 @@ func (c *command) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := NewLogger(cfg.Log, cfg.Server.Debug, c.io.Err)
+	// Lines reach standard error from a writer of their own: a request
+	// does not wait for its access log line's system call.
+	logs := web.NewLogWriter(c.io.Err)
+	defer logs.Close()
+	logger := NewLogger(cfg.Log, cfg.Server.Debug, logs)
 	cfg.LogSettings(logger)
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", cfg.KeyFile, "kid", cfg.Keys.Current.KeyID())

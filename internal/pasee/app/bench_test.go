@@ -68,13 +68,16 @@ endpoint = "http://127.0.0.1:1"
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Logs as in production: the access log at info, into a file.
+	// Logs as in production (pasee serve): the access log at info, through
+	// a LogWriter, into a file.
 	logs, err := os.Create(filepath.Join(b.TempDir(), "pasee.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer logs.Close()
-	a, err := app.New(ctx, cfg, app.Options{Logger: web.NewLogger("pasee", "text", "info", logs)})
+	lw := web.NewLogWriter(logs)
+	defer lw.Close()
+	a, err := app.New(ctx, cfg, app.Options{Logger: web.NewLogger("pasee", "text", "info", lw)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -128,7 +128,11 @@ func (c *command) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := web.NewLogger("pasee", cfg.Log.Format, cfg.Log.Level, c.io.Err)
+	// Lines reach standard error from a writer of their own: a request
+	// does not wait for its access log line's system call.
+	logs := web.NewLogWriter(c.io.Err)
+	defer logs.Close()
+	logger := web.NewLogger("pasee", cfg.Log.Format, cfg.Log.Level, logs)
 	cfg.LogSettings(logger)
 	if cfg.KeyGenerated {
 		logger.Info("generated a new signing key", "file", DefaultKeyFile, "kid", cfg.Keys.Current.KeyID())
