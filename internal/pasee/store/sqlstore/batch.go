@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/pasee/store/internal/storeutil"
@@ -260,27 +261,40 @@ func (s *Store) rotateArrays(ctx context.Context, batch []*rotation) error {
 		ids[i], presented[i], refresh[i], access[i] = r.id, r.presented, r.next.RefreshJTI, r.next.AccessJTI
 		issued[i], expires[i], now[i] = storeutil.Millis(r.next.IssuedAt), storeutil.Millis(r.next.ExpiresAt), storeutil.Millis(r.now)
 	}
-	rows, err := s.w.QueryContext(ctx, rotateArraysSQL, ids, presented, refresh, access, issued, expires, now)
+	// Through pgx itself rather than database/sql: its rows scan into
+	// the destinations directly, without a driver.Value per column.
+	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			groups  sql.NullString
-			ordinal int64
-		)
-		sess, err := scanSession(rows, &groups, &ordinal)
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("rotate sessions: driver connection %T is not pgx's", dc)
+		}
+		rows, err := pc.Conn().Query(ctx, rotateArraysSQL, ids, presented, refresh, access, issued, expires, now)
 		if err != nil {
 			return err
 		}
-		if ordinal < 1 || ordinal > int64(n) {
-			return fmt.Errorf("rotate sessions: ordinal %d out of %d", ordinal, n)
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				groups  sql.NullString
+				ordinal int64
+			)
+			sess, err := scanSession(rows, &groups, &ordinal)
+			if err != nil {
+				return err
+			}
+			if ordinal < 1 || ordinal > int64(n) {
+				return fmt.Errorf("rotate sessions: ordinal %d out of %d", ordinal, n)
+			}
+			r := batch[ordinal-1]
+			r.matched, r.sess, r.groups = true, sess, splitGroups(groups.String)
 		}
-		r := batch[ordinal-1]
-		r.matched, r.sess, r.groups = true, sess, splitGroups(groups.String)
-	}
-	return rows.Err()
+		return rows.Err()
+	})
 }
 
 // deadlockDetected is PostgreSQL's error code for a transaction rolled
