@@ -155,6 +155,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 			a.Close()
 		}
 	}()
+	a.warnIfCommitsMayBeLost(ctx)
 	if o.NoMigrate {
 		if err := a.watchSchema(ctx); err != nil {
 			return nil, err
@@ -232,6 +233,28 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 	a.Server.Route(http.MethodGet, "/health", a.Server.HealthReport(o.Version, a.healthChecks()))
 	ok = true
 	return a, nil
+}
+
+// commitSetting is a store that can say how durable its commits are
+// (PostgreSQL's synchronous_commit).
+type commitSetting interface {
+	SynchronousCommit(ctx context.Context) (string, error)
+}
+
+// warnIfCommitsMayBeLost logs a warning when PostgreSQL answers commits
+// before they are written to its log (synchronous_commit = off): a crash
+// of the database then loses refreshes Pasee already answered, and their
+// clients' next refresh is refused as reuse. An unreachable database says
+// nothing here; /health reports it.
+func (a *App) warnIfCommitsMayBeLost(ctx context.Context) {
+	cs, ok := a.Store.(commitSetting)
+	if !ok {
+		return
+	}
+	if v, err := cs.SynchronousCommit(ctx); err == nil && v == "off" {
+		a.Logger.Warn("synchronous_commit is off for Pasee's database: a database crash can lose refreshes already answered, whose sessions then end as reuse; set it to on (ALTER DATABASE ... SET synchronous_commit = on)",
+			"database", sqldb.Scrub(a.Config.Storage.URL))
+	}
 }
 
 // requestLimiter is the limiter's per-address request counter, or nil.

@@ -122,6 +122,21 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SynchronousCommit is PostgreSQL's synchronous_commit for the store's
+// connections ("" on SQLite, whose durability is fixed by the store). A
+// refresh is answered once its rotation's COMMIT returned, so an answered
+// refresh survives a database crash unless it is "off".
+func (s *Store) SynchronousCommit(ctx context.Context) (string, error) {
+	if s.d.name != sqldb.Postgres {
+		return "", nil
+	}
+	var v string
+	if err := s.r.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
+		return "", fail("synchronous_commit", err)
+	}
+	return v, nil
+}
+
 // Close closes the database, waiting for connections in use to be
 // released.
 func (s *Store) Close() error {
