@@ -51,6 +51,8 @@ type Store struct {
 	prepared sync.Map
 	// rotations writes the rotations of live refresh tokens in batches.
 	rotations *batcher
+	// purges paces the deletion of expired sessions.
+	purges sqldb.Throttle
 
 	// Logger, when set before Migrate, logs each migration applied.
 	Logger *slog.Logger
@@ -732,6 +734,7 @@ func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
 	if created.IsZero() {
 		created = sess.IssuedAt
 	}
+	s.purgeSessions(ctx, created)
 	return s.write(ctx, op, func(tx *sql.Tx) error {
 		if err := ensureUser(ctx, tx, sess.User, created); err != nil {
 			return err
@@ -743,6 +746,28 @@ func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
 			storeutil.NullMillis(sess.RevokedAt), storeutil.Millis(created))
 		return err
 	})
+}
+
+// Expired sessions are deleted an hour after they expire (by then their
+// refresh tokens, which expire with them, and their access tokens have
+// long been refused by signature checks alone), at most sessionPurgeBatch
+// of them a minute per instance, on the way of a login. Nothing else would
+// ever delete them: every login adds a row.
+const (
+	sessionPurgeAfter = time.Hour
+	sessionPurgeEvery = time.Minute
+	sessionPurgeBatch = 5000
+)
+
+// purgeSessions deletes long-expired sessions when due. Housekeeping: its
+// failure is the next login's business, not this one's.
+func (s *Store) purgeSessions(ctx context.Context, now time.Time) {
+	if !s.purges.Due(now, sessionPurgeEvery) {
+		return
+	}
+	_, _ = s.w.ExecContext(ctx, `DELETE FROM pasee_sessions WHERE id IN
+		(SELECT id FROM pasee_sessions WHERE expires_at < $1 LIMIT `+strconv.Itoa(sessionPurgeBatch)+`)`,
+		storeutil.Millis(now.Add(-sessionPurgeAfter)))
 }
 
 // CallerStatus implements pasee.Store in one query.

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"testing"
@@ -271,4 +272,34 @@ func testRotate(t *testing.T, s pasee.Store) {
 			t.Fatalf("outcome = %v, want SessionRevoked", out)
 		}
 	})
+}
+
+// testExpiredSessionsArePurged checks that sessions long expired do not
+// stay forever: a login after their expiry (and an hour's margin) deletes
+// them, and leaves live sessions, recently expired ones and itself alone.
+func testExpiredSessionsArePurged(t *testing.T, s pasee.Store) {
+	ctx := t.Context()
+	open := func(id string, expires time.Time, created time.Time) {
+		t.Helper()
+		_, err := s.RecordLogin(ctx, "kisee-"+id, created)
+		must(t, err)
+		must(t, s.CreateSession(ctx, pasee.Session{ID: id, User: "kisee-" + id, IDP: "kisee", RefreshJTI: id + "-r0",
+			AccessJTI: id + "-a0", IssuedAt: created, ExpiresAt: expires, CreatedAt: created}))
+	}
+	open("old", at(time.Hour), at(0))
+	open("recent", at(47*time.Hour+30*time.Minute), at(0))
+	open("live", at(72*time.Hour), at(0))
+	open("trigger", at(72*time.Hour), at(48*time.Hour)) // a login two days later
+	if _, err := s.GetSession(ctx, "old"); !errors.Is(err, pasee.ErrNotFound) {
+		t.Fatalf("a session expired 47 hours before a login: GetSession error %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{"recent", "live", "trigger"} {
+		if _, err := s.GetSession(ctx, id); err != nil {
+			t.Fatalf("session %s after the purge: %v", id, err)
+		}
+	}
+	if out, _, err := s.Rotate(ctx, "old", "old-r0", pasee.NextTokens{RefreshJTI: "x", AccessJTI: "y", IssuedAt: at(48 * time.Hour),
+		ExpiresAt: at(72 * time.Hour)}, at(48*time.Hour), 5*time.Second); err != nil || out != pasee.SessionRevoked {
+		t.Fatalf("the purged session's token: outcome %v, error %v, want SessionRevoked", out, err)
+	}
 }

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) pasee.Store) {
 		{"DeleteUser", testDeleteUser},
 		{"Sessions", testSessions},
 		{"Rotate", testRotate},
+		{"ExpiredSessionsArePurged", testExpiredSessionsArePurged},
 		{"RotateAndReadGroups", testRotateAndReadGroups},
 		{"Audit", testAudit},
 		{"AuditLogPaging", testAuditPaging},
