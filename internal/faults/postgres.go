@@ -146,12 +146,7 @@ func (p *Postgres) Start() {
 // the log survives; what it did not is lost.
 func (p *Postgres) Crash() {
 	p.t.Helper()
-	if out, err := p.run("pg_ctl", "-D", p.dir, "-m", "immediate", "-w", "-t", "60", "stop"); err != nil && !strings.Contains(out, "not running") {
-		p.t.Fatalf("pg_ctl stop -m immediate: %v\n%s", err, out)
-	}
-	p.mu.Lock()
-	p.up = false
-	p.mu.Unlock()
+	p.stop("immediate")
 }
 
 // Stop stops the cluster the way an operator restarting it would
@@ -159,8 +154,14 @@ func (p *Postgres) Crash() {
 // rolled back).
 func (p *Postgres) Stop() {
 	p.t.Helper()
-	if out, err := p.run("pg_ctl", "-D", p.dir, "-m", "fast", "-w", "-t", "60", "stop"); err != nil && !strings.Contains(out, "not running") {
-		p.t.Fatalf("pg_ctl stop: %v\n%s", err, out)
+	p.stop("fast")
+}
+
+// stop runs pg_ctl stop in mode.
+func (p *Postgres) stop(mode string) {
+	p.t.Helper()
+	if out, err := p.run("pg_ctl", "-D", p.dir, "-m", mode, "-w", "-t", "60", "stop"); err != nil && !strings.Contains(out, "not running") {
+		p.t.Fatalf("pg_ctl stop -m %s: %v\n%s", mode, err, out)
 	}
 	p.mu.Lock()
 	p.up = false

@@ -34,7 +34,7 @@ func TestRotationsAreWrittenTogether(t *testing.T) {
 	} {
 		t.Run(e.name, func(t *testing.T) {
 			target := e.target(t)
-			a, b := openStore(t, target), openStore(t, target)
+			a, b := OpenForTest(t, target), OpenForTest(t, target)
 			ctx := t.Context()
 			const sessions, rounds = 24, 6
 			start := time.Unix(1_700_000_000, 0)
@@ -113,7 +113,11 @@ func TestRotationsAreWrittenTogether(t *testing.T) {
 	}
 }
 
-func openStore(t *testing.T, target sqldb.Target) *Store {
+// OpenForTest opens and migrates a store on target, closed with t; the
+// external tests (sqlstore_test) use it too. The test PostgreSQL server is
+// shared with other packages' tests: it rides out a moment of "too many
+// clients".
+func OpenForTest(t *testing.T, target sqldb.Target) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), target)
 	if err != nil {
@@ -143,7 +147,7 @@ func TestBatchesThatDeadlockAreWrittenOneByOne(t *testing.T) {
 	// key, so rows are locked in the batch's order. (The batcher sorts its
 	// batches; these two are given unsorted to writeRotations.)
 	target := sqldb.Target{Dialect: sqldb.Postgres, DSN: pgtest.URL(t) + "&enable_hashjoin=off&enable_mergejoin=off&enable_seqscan=off"}
-	a, b := openStore(t, target), openStore(t, target)
+	a, b := OpenForTest(t, target), OpenForTest(t, target)
 	ctx := t.Context()
 	now := time.Unix(1_700_000_000, 0)
 	for _, id := range []string{"A", "B"} {
@@ -210,7 +214,7 @@ func TestBatchesThatDeadlockAreWrittenOneByOne(t *testing.T) {
 // rows locked in the batch's order, which the batcher sorts.
 func TestRotationBatchFindsSessionsByKey(t *testing.T) {
 	t.Parallel()
-	s := openStore(t, sqldb.Target{Dialect: sqldb.Postgres, DSN: pgtest.URL(t)})
+	s := OpenForTest(t, sqldb.Target{Dialect: sqldb.Postgres, DSN: pgtest.URL(t)})
 	ctx := t.Context()
 	c, err := s.w.Conn(ctx)
 	if err != nil {

@@ -35,24 +35,7 @@ var engines = []struct {
 
 func open(t *testing.T, target sqldb.Target) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.Open(t.Context(), target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	// The test PostgreSQL server is shared with other packages' tests:
-	// ride out a moment of "too many clients".
-	for attempt := 1; ; attempt++ {
-		err = s.Migrate(t.Context())
-		if err == nil || attempt == 5 || !errors.Is(err, pasee.ErrUnavailable) {
-			break
-		}
-		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return sqlstore.OpenForTest(t, target)
 }
 
 func TestConformance(t *testing.T) {
