@@ -818,20 +818,6 @@ func (s *Store) RotateAndReadGroups(ctx context.Context, id, presentedJTI string
 }
 
 func (s *Store) rotate(ctx context.Context, id, presentedJTI string, next pasee.NextTokens, now time.Time, grace time.Duration, withGroups bool) (pasee.RotateOutcome, pasee.Session, []string, error) {
-	query := rotateSQL
-	if withGroups {
-		query = s.d.rotateWithGroupsSQL
-	}
-	// scan reads the row of query: the session, then its user's groups.
-	scan := func(row *sql.Row) (pasee.Session, []string, error) {
-		if !withGroups {
-			sess, err := scanSession(row)
-			return sess, nil, err
-		}
-		var groups sql.NullString
-		sess, err := scanSession(row, &groups)
-		return sess, splitGroups(groups.String), err
-	}
 	// The live token of a live session is the common case: one statement,
 	// atomic on its own, no transaction round trips, written together with
 	// the rotations of other sessions arriving meanwhile (batch.go). Only
@@ -844,63 +830,61 @@ func (s *Store) rotate(ctx context.Context, id, presentedJTI string, next pasee.
 	if r.err != nil {
 		return 0, pasee.Session{}, nil, fail("rotate session", r.err)
 	}
-	if r.matched {
-		if !withGroups {
-			r.groups = nil
-		}
-		return pasee.Rotated, r.sess, r.groups, nil
-	}
-	args := []any{next.RefreshJTI, next.AccessJTI, storeutil.Millis(next.IssuedAt), storeutil.Millis(next.ExpiresAt), storeutil.Millis(now), id, presentedJTI}
-
-	var (
-		outcome pasee.RotateOutcome
-		sess    pasee.Session
-		groups  []string
-	)
-	err := s.write(ctx, "rotate session", func(tx *sql.Tx) error {
-		var err error
-		// Again inside the transaction: a concurrent refresh may have
-		// rotated the session since.
-		sess, groups, err = scan(tx.QueryRowContext(ctx, query, args...))
-		if err == nil {
-			outcome = pasee.Rotated
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		var banned bool
-		sess, err = scanSession(tx.QueryRowContext(ctx,
-			`SELECT `+sessionColumns+`,
-			   EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
-			 FROM pasee_sessions WHERE id = $1`+s.d.lockRow, id), &banned)
-		found := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		outcome = storeutil.ClassifySpent(sess, found, banned, presentedJTI, now, grace)
-		switch outcome {
-		case pasee.Replayed:
-			if withGroups {
-				groups, err = queryStrings(ctx, tx,
-					`SELECT group_name FROM pasee_memberships WHERE user_name = $1 ORDER BY group_name`, sess.User)
-			}
-			return err
-		case pasee.ReuseDetected:
-			if _, err := tx.ExecContext(ctx,
-				`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
-				storeutil.Millis(now), id); err != nil {
+	outcome := pasee.Rotated
+	if !r.matched {
+		err := s.write(ctx, "rotate session", func(tx *sql.Tx) error {
+			// Again inside the transaction: a concurrent refresh may have
+			// rotated the session since.
+			if err := s.rotateOne(ctx, tx, r); err != nil || r.matched {
 				return err
 			}
-			sess.RevokedAt = storeutil.Time(storeutil.Millis(now))
-			return audit(ctx, tx, now, "system", pasee.ActionSessionReuse, id, sess.User)
+			var err error
+			outcome, err = s.classifySpent(ctx, tx, r, grace, withGroups)
+			return err
+		})
+		if err != nil {
+			return 0, pasee.Session{}, nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, pasee.Session{}, nil, err
 	}
-	return outcome, sess, groups, nil
+	if !withGroups {
+		r.groups = nil
+	}
+	return outcome, r.sess, r.groups, nil
+}
+
+// classifySpent tells, in tx, what the presented token of r is when it is
+// not the live one of a live session: read (and locked) with its user's
+// ban, the session is classified by storeutil.ClassifySpent. A replay gets
+// the user's groups (when asked); reuse outside the grace window revokes
+// the session (audited, actor "system"). r.sess is set to the session read.
+func (s *Store) classifySpent(ctx context.Context, tx *sql.Tx, r *rotation, grace time.Duration, withGroups bool) (pasee.RotateOutcome, error) {
+	var banned bool
+	sess, err := scanSession(tx.QueryRowContext(ctx,
+		`SELECT `+sessionColumns+`,
+		   EXISTS (SELECT 1 FROM pasee_users u WHERE u.name = pasee_sessions.user_name AND u.is_banned)
+		 FROM pasee_sessions WHERE id = $1`+s.d.lockRow, r.id), &banned)
+	found := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	err = nil
+	outcome := storeutil.ClassifySpent(sess, found, banned, r.presented, r.now, grace)
+	switch outcome {
+	case pasee.Replayed:
+		if withGroups {
+			r.groups, err = queryStrings(ctx, tx,
+				`SELECT group_name FROM pasee_memberships WHERE user_name = $1 ORDER BY group_name`, sess.User)
+		}
+	case pasee.ReuseDetected:
+		if _, err = tx.ExecContext(ctx,
+			`UPDATE pasee_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
+			storeutil.Millis(r.now), r.id); err == nil {
+			sess.RevokedAt = storeutil.Time(storeutil.Millis(r.now))
+			err = audit(ctx, tx, r.now, "system", pasee.ActionSessionReuse, r.id, sess.User)
+		}
+	}
+	r.sess = sess
+	return outcome, err
 }
 
 // queryRow runs query on q (the writer pool or one of its transactions).
