@@ -81,7 +81,7 @@ bench: build
 ##       without any failing input (go.dev/issue/75804): that alone is reported, not failed.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
-	./pkg/token:FuzzVerify ./pkg/token:FuzzVerifySigned ./pkg/token:FuzzClaimsJSON ./pkg/token:FuzzParseJWKS \
+	./pkg/token:FuzzVerify ./pkg/token:FuzzVerifySigned ./pkg/token:FuzzClaimsJSON ./pkg/token:FuzzClaimsUnmarshalJSON ./pkg/token:FuzzParseJWKS \
 	./internal/settings:FuzzSettings \
 	./internal/pasee:FuzzValidateGroupName ./internal/pasee:FuzzValidateSubject \
 	./internal/kisee/api:FuzzKiseeBodies ./internal/kisee/api:FuzzKiseePasswordPatch \

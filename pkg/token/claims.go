@@ -3,6 +3,7 @@ package token
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -192,43 +193,87 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // UnmarshalJSON reads a claims set, refusing registered claims of the wrong
-// type (a numeric "sub", a string "exp"...).
+// type (a numeric "sub", a string "exp"...). Private claims go to Extra as
+// encoding/json decodes them into an any with UseNumber: strings, bools,
+// json.Number, nil, []any and map[string]any; of duplicate names the last
+// wins.
+//
+// Every token verified goes through here, so the object is read directly
+// once encoding/json's scanner has found it valid: no reflection, no
+// intermediate map, and strings without escapes copied as they are. Nested
+// private values other than lists of strings still go through
+// encoding/json. The result is what decoding into a map[string]any with
+// UseNumber gives (tested against it).
 func (c *Claims) UnmarshalJSON(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return err
-	}
-	if dec.More() {
+	if !json.Valid(data) {
+		// encoding/json says what is wrong and where.
+		if err := json.Unmarshal(data, new(any)); err != nil {
+			return err
+		}
 		return fmt.Errorf("claims must be one JSON object")
 	}
-	if m == nil {
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
 		return fmt.Errorf("claims must be a JSON object")
 	}
 	*c = Claims{}
+	// The registered claims' last values, decoded once the object is read.
+	var iss, sub, jti, iat, exp, nbf, aud []byte
+	for i = skipSpace(data, i+1); data[i] != '}'; {
+		end := stringEnd(data, i)
+		name := jsonString(data[i:end])
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		end = valueEnd(data, i)
+		raw := data[i:end]
+		switch name {
+		case "iss":
+			iss = raw
+		case "sub":
+			sub = raw
+		case "jti":
+			jti = raw
+		case "iat":
+			iat = raw
+		case "exp":
+			exp = raw
+		case "nbf":
+			nbf = raw
+		case "aud":
+			aud = raw
+		default:
+			v, err := jsonValue(raw)
+			if err != nil {
+				return err
+			}
+			c.Set(name, v)
+		}
+		if i = skipSpace(data, end); data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
 	var err error
-	str := func(name string) string {
-		v, ok := m[name]
-		if !ok {
+	str := func(name string, raw []byte) string {
+		if raw == nil {
 			return ""
 		}
-		delete(m, name)
-		s, ok := v.(string)
-		if !ok && err == nil {
-			err = fmt.Errorf("claim %q must be a string", name)
+		if raw[0] != '"' {
+			if err == nil {
+				err = fmt.Errorf("claim %q must be a string", name)
+			}
+			return ""
 		}
-		return s
+		return jsonString(raw)
 	}
-	date := func(name string) time.Time {
-		v, ok := m[name]
-		if !ok {
+	date := func(name string, raw []byte) time.Time {
+		if raw == nil {
 			return time.Time{}
 		}
-		delete(m, name)
-		n, ok := v.(json.Number)
-		f, ferr := n.Float64()
-		if !ok || ferr != nil || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		var f float64
+		ferr := errNotNumber
+		if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
+			f, ferr = strconv.ParseFloat(string(raw), 64)
+		}
+		if ferr != nil || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 			if err == nil {
 				err = fmt.Errorf("claim %q must be a NumericDate", name)
 			}
@@ -237,20 +282,20 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 		sec, frac := math.Modf(f)
 		return time.Unix(int64(sec), int64(frac*1e9))
 	}
-	c.Issuer = str("iss")
-	c.Subject = str("sub")
-	c.ID = str("jti")
-	c.IssuedAt = date("iat")
-	c.ExpiresAt = date("exp")
-	c.NotBefore = date("nbf")
-	if v, ok := m["aud"]; ok {
-		delete(m, "aud")
-		switch aud := v.(type) {
+	c.Issuer = str("iss", iss)
+	c.Subject = str("sub", sub)
+	c.ID = str("jti", jti)
+	c.IssuedAt = date("iat", iat)
+	c.ExpiresAt = date("exp", exp)
+	c.NotBefore = date("nbf", nbf)
+	if aud != nil {
+		v, verr := jsonValue(aud)
+		switch a := v.(type) {
 		case string:
-			c.Audience = []string{aud}
+			c.Audience = []string{a}
 		case []any:
-			for _, a := range aud {
-				s, ok := a.(string)
+			for _, e := range a {
+				s, ok := e.(string)
 				if !ok {
 					return fmt.Errorf("claim \"aud\" must be a string or a list of strings")
 				}
@@ -259,14 +304,122 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 		default:
 			return fmt.Errorf("claim \"aud\" must be a string or a list of strings")
 		}
+		if verr != nil {
+			return verr
+		}
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+var errNotNumber = errors.New("not a number")
+
+// The helpers below read JSON that json.Valid accepted: they only find where
+// things end, never whether they are well formed.
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
 	}
-	if len(m) > 0 {
-		c.Extra = m
+	return i
+}
+
+// stringEnd returns the index just past the string starting at data[i].
+func stringEnd(data []byte, i int) int {
+	for i++; data[i] != '"'; i++ {
+		if data[i] == '\\' {
+			i++
+		}
 	}
-	return nil
+	return i + 1
+}
+
+// valueEnd returns the index just past the value starting at data[i].
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for {
+			switch data[i] {
+			case '"':
+				i = stringEnd(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	}
+	for i < len(data) && data[i] != ',' && data[i] != '}' && data[i] != ']' &&
+		data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// jsonString decodes the string literal raw. One without escapes that is
+// valid UTF-8 is its own content; others go through encoding/json, which
+// unescapes and replaces invalid bytes with U+FFFD.
+func jsonString(raw []byte) string {
+	content := raw[1 : len(raw)-1]
+	if bytes.IndexByte(content, '\\') < 0 && utf8.Valid(content) {
+		return string(content)
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s) // valid JSON: cannot fail
+	return s
+}
+
+// jsonValue decodes the value raw as encoding/json decodes it into an any
+// with UseNumber.
+func jsonValue(raw []byte) (any, error) {
+	switch raw[0] {
+	case '"':
+		return jsonString(raw), nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case 'n':
+		return nil, nil
+	case '{':
+	case '[':
+		if list, ok := stringList(raw); ok {
+			return list, nil
+		}
+	default:
+		return json.Number(raw), nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// stringList decodes raw if it is a list of strings (the "groups" of every
+// access token, an "aud" list), reporting false for any other list.
+func stringList(raw []byte) ([]any, bool) {
+	list := []any{}
+	i := skipSpace(raw, 1)
+	for raw[i] != ']' {
+		if raw[i] != '"' {
+			return nil, false
+		}
+		end := stringEnd(raw, i)
+		list = append(list, jsonString(raw[i:end]))
+		if i = skipSpace(raw, end); raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return list, true
 }
 
 // Set stores a private claim in Extra.
