@@ -3,7 +3,6 @@ package token
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -268,12 +267,13 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 		if raw == nil {
 			return time.Time{}
 		}
+		number := raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9'
 		var f float64
-		ferr := errNotNumber
-		if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
+		var ferr error
+		if number {
 			f, ferr = strconv.ParseFloat(string(raw), 64)
 		}
-		if ferr != nil || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		if !number || ferr != nil || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 			if err == nil {
 				err = fmt.Errorf("claim %q must be a NumericDate", name)
 			}
@@ -290,6 +290,9 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 	c.NotBefore = date("nbf", nbf)
 	if aud != nil {
 		v, verr := jsonValue(aud)
+		if verr != nil {
+			return verr
+		}
 		switch a := v.(type) {
 		case string:
 			c.Audience = []string{a}
@@ -304,14 +307,9 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 		default:
 			return fmt.Errorf("claim \"aud\" must be a string or a list of strings")
 		}
-		if verr != nil {
-			return verr
-		}
 	}
 	return err
 }
-
-var errNotNumber = errors.New("not a number")
 
 // The helpers below read JSON that json.Valid accepted: they only find where
 // things end, never whether they are well formed.
