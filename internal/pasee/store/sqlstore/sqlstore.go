@@ -51,8 +51,14 @@ type Store struct {
 	prepared sync.Map
 	// rotations writes the rotations of live refresh tokens in batches.
 	rotations *batcher
-	// purges paces the deletion of expired sessions.
-	purges sqldb.Throttle
+	// purges paces the deletion of expired sessions; housekeeping tracks
+	// the one under way, which Close waits for (closed: none may start).
+	purges       sqldb.Throttle
+	housekeeping struct {
+		sync.Mutex
+		closed  bool
+		running sync.WaitGroup
+	}
 
 	// Logger, when set before Migrate, logs each migration applied.
 	Logger *slog.Logger
@@ -142,6 +148,10 @@ func (s *Store) SynchronousCommit(ctx context.Context) (string, error) {
 // Close closes the database, waiting for connections in use to be
 // released.
 func (s *Store) Close() error {
+	s.housekeeping.Lock()
+	s.housekeeping.closed = true
+	s.housekeeping.Unlock()
+	s.housekeeping.running.Wait()
 	s.prepared.Range(func(_, v any) bool {
 		_ = v.(*sql.Stmt).Close()
 		return true
@@ -751,23 +761,35 @@ func (s *Store) CreateSession(ctx context.Context, sess pasee.Session) error {
 // Expired sessions are deleted an hour after they expire (by then their
 // refresh tokens, which expire with them, and their access tokens have
 // long been refused by signature checks alone), at most sessionPurgeBatch
-// of them a minute per instance, on the way of a login. Nothing else would
+// of them a minute per instance, started by a login. Nothing else would
 // ever delete them: every login adds a row.
 const (
-	sessionPurgeAfter = time.Hour
-	sessionPurgeEvery = time.Minute
-	sessionPurgeBatch = 5000
+	sessionPurgeAfter   = time.Hour
+	sessionPurgeEvery   = time.Minute
+	sessionPurgeBatch   = 5000
+	sessionPurgeTimeout = 30 * time.Second
 )
 
-// purgeSessions deletes long-expired sessions when due. Housekeeping: its
-// failure is the next login's business, not this one's.
+// purgeSessions starts deleting long-expired sessions when due, in the
+// background: the statement scans the table (no index on expires_at, see
+// migration 00006), which the login that happens to start it must not wait
+// for. Housekeeping: its failure is left to the next one.
 func (s *Store) purgeSessions(ctx context.Context, now time.Time) {
 	if !s.purges.Due(now, sessionPurgeEvery) {
 		return
 	}
-	_, _ = s.w.ExecContext(ctx, `DELETE FROM pasee_sessions WHERE id IN
-		(SELECT id FROM pasee_sessions WHERE expires_at < $1 LIMIT `+strconv.Itoa(sessionPurgeBatch)+`)`,
-		storeutil.Millis(now.Add(-sessionPurgeAfter)))
+	s.housekeeping.Lock()
+	defer s.housekeeping.Unlock()
+	if s.housekeeping.closed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionPurgeTimeout)
+	s.housekeeping.running.Go(func() {
+		defer cancel()
+		_, _ = s.w.ExecContext(ctx, `DELETE FROM pasee_sessions WHERE id IN
+			(SELECT id FROM pasee_sessions WHERE expires_at < $1 LIMIT `+strconv.Itoa(sessionPurgeBatch)+`)`,
+			storeutil.Millis(now.Add(-sessionPurgeAfter)))
+	})
 }
 
 // CallerStatus implements pasee.Store in one query.
