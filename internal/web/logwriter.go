@@ -35,7 +35,8 @@ func NewLogWriter(sink io.Writer) *LogWriter {
 	return w
 }
 
-// Write queues p (a copy) for the sink. After Close it writes p directly.
+// Write queues p (a copy) for the sink. After Close it writes p directly,
+// once the lines queued before are written.
 func (w *LogWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	for len(w.pending) > maxPendingLog && !w.closed {
@@ -43,6 +44,7 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 	}
 	if w.closed {
 		w.mu.Unlock()
+		<-w.done // the lines queued before Close go first
 		return w.sink.Write(p)
 	}
 	w.pending = append(w.pending, p...)

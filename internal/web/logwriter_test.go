@@ -114,3 +114,21 @@ func TestLogWriterBoundsWhatWaits(t *testing.T) {
 		t.Errorf("2.5 MiB queued in %s: nothing made the writer wait", d)
 	}
 }
+
+// A line written while Close is still writing the queued ones comes after
+// them, not in the middle (a server logs its last lines while it stops).
+func TestLogWriterKeepsOrderAcrossClose(t *testing.T) {
+	sink := &slowSink{delay: 200 * time.Millisecond}
+	w := web.NewLogWriter(sink)
+	fmt.Fprintln(w, "a") // taken by the writer at once: 200 ms in the sink
+	time.Sleep(20 * time.Millisecond)
+	fmt.Fprintln(w, "b") // queued behind it
+	closed := make(chan struct{})
+	go func() { w.Close(); close(closed) }()
+	time.Sleep(20 * time.Millisecond) // Close has begun, "b" is still queued
+	fmt.Fprintln(w, "c")
+	<-closed
+	if got := sink.String(); got != "a\nb\nc\n" {
+		t.Fatalf("the sink has %q, want the lines in the order written", got)
+	}
+}
