@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,21 +20,24 @@ import (
 
 	"github.com/kisee-pasee/suite/internal/pasee"
 	"github.com/kisee-pasee/suite/internal/pasee/app"
+	"github.com/kisee-pasee/suite/internal/pasee/openid"
 	"github.com/kisee-pasee/suite/internal/pgtest"
 	"github.com/kisee-pasee/suite/internal/settings"
 	"github.com/kisee-pasee/suite/internal/web"
 	"github.com/kisee-pasee/suite/pkg/token"
 )
 
-// BenchmarkRefreshOverHTTP is POST /tokens/?refresh through a real
-// listener and the binary's wiring, each client chaining its own session's
-// refresh tokens, on SQLite and on PostgreSQL. Besides wall time it
+// BenchmarkRefreshOverHTTP is POST /tokens/?refresh (Tokens) and the
+// OpenID token endpoint's refresh_token grant (TokenEndpoint, which signs
+// an ID token too) through a real listener and the binary's wiring, each
+// client chaining its own session's refresh tokens, on SQLite and on
+// PostgreSQL. Besides wall time it
 // reports the processor time of this process per refresh (cpu-ns/op: the
 // server and the HTTP client, which run here together) and, measured in
 // the same run, the cost of a refresh's cryptography alone (1 ES256
 // verification + 2 signatures, crypto-ns/op). Profile it with
 //
-//	go test -run '^$' -bench RefreshOverHTTP/SQLite -benchtime 2000x -cpuprofile cpu.out ./internal/pasee/app
+//	go test -run '^$' -bench RefreshOverHTTP/SQLite/Tokens -benchtime 2000x -cpuprofile cpu.out ./internal/pasee/app
 func BenchmarkRefreshOverHTTP(b *testing.B) {
 	for _, engine := range []struct {
 		name string
@@ -41,11 +46,21 @@ func BenchmarkRefreshOverHTTP(b *testing.B) {
 		{"SQLite", func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "pasee.db") }},
 		{"PostgreSQL", func(b *testing.B) string { return pgtest.URL(b) }},
 	} {
-		b.Run(engine.name, func(b *testing.B) { benchmarkRefresh(b, engine.url(b)) })
+		b.Run(engine.name, func(b *testing.B) {
+			for _, door := range []string{"Tokens", "TokenEndpoint"} {
+				b.Run(door, func(b *testing.B) { benchmarkRefresh(b, engine.url(b), door == "TokenEndpoint") })
+			}
+		})
 	}
 }
 
-func benchmarkRefresh(b *testing.B, storeURL string) {
+// The OpenID client of the token endpoint's benchmark.
+const (
+	benchClientID     = "bench"
+	benchClientSecret = "bench-client-secret-long-enough"
+)
+
+func benchmarkRefresh(b *testing.B, storeURL string, tokenEndpoint bool) {
 	ctx := context.Background()
 	key, err := token.GenerateKey(token.ES256)
 	if err != nil {
@@ -60,7 +75,12 @@ url = %q
 name = "kisee"
 protocol = "kisee"
 endpoint = "http://127.0.0.1:1"
-`, pemKey, storeURL)), "")
+[[clients]]
+id = %q
+secret = %q
+name = "Bench"
+redirect_uris = ["http://127.0.0.1:9/callback"]
+`, pemKey, storeURL, benchClientID, benchClientSecret)), "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,8 +120,14 @@ endpoint = "http://127.0.0.1:1"
 		mu     sync.Mutex
 		chains []string
 	)
+	// The token endpoint's sessions are the code grant's: its claims name
+	// the client and the scope.
+	var claims map[string]any
+	if tokenEndpoint {
+		claims = map[string]any{"client_id": benchClientID, "scope": "openid groups offline_access"}
+	}
 	login := func() string {
-		p, err := a.Service.LoginWithIdentity(ctx, "kisee", pasee.Identity{Subject: "alice"})
+		p, err := a.Service.LoginWithIdentity(ctx, "kisee", pasee.Identity{Subject: "alice", Claims: claims})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -110,6 +136,14 @@ endpoint = "http://127.0.0.1:1"
 	refresh := func(raw string) (string, error) {
 		req, _ := http.NewRequest("POST", srv.URL+"/tokens/?refresh", nil)
 		req.Header.Set("Authorization", "Bearer "+raw)
+		want := http.StatusCreated
+		if tokenEndpoint {
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {raw}}
+			req, _ = http.NewRequest("POST", srv.URL+openid.PathToken, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(benchClientID, benchClientSecret)
+			want = http.StatusOK
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			return "", err
@@ -119,7 +153,7 @@ endpoint = "http://127.0.0.1:1"
 		if err != nil {
 			return "", err
 		}
-		if resp.StatusCode != http.StatusCreated {
+		if resp.StatusCode != want {
 			return "", fmt.Errorf("status %d: %s", resp.StatusCode, body)
 		}
 		var p struct {
