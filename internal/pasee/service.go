@@ -143,6 +143,11 @@ type Pair struct {
 	RefreshToken string `json:"refresh_token"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int    `json:"expires_in"`
+
+	// Access is what AccessToken says, as signed: the OpenID token
+	// endpoint's ID token repeats some of it, without decoding the token
+	// it has just been given. Not part of the answer.
+	Access *token.Claims `json:"-"`
 }
 
 // Errors of the service, mapped to statuses by the API.
@@ -318,7 +323,7 @@ func (s *Service) sign(sess Session, groups []string) (Pair, error) {
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign refresh token: %w", err)
 	}
-	return Pair{AccessToken: at, RefreshToken: rt, TokenType: "Bearer", ExpiresIn: int(s.accessTTL / time.Second)}, nil
+	return Pair{AccessToken: at, RefreshToken: rt, TokenType: "Bearer", ExpiresIn: int(s.accessTTL / time.Second), Access: &access}, nil
 }
 
 // verifyRefresh checks a refresh token and returns its session id and jti.

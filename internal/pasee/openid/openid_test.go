@@ -2,6 +2,7 @@ package openid_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -322,6 +323,29 @@ func TestCodeFlow(t *testing.T) {
 			t.Fatalf("refresh: %d %v %v", st, out, hdr)
 		}
 		rotated, _ := out["refresh_token"].(string)
+		// The refreshed ID token says what the refreshed access token
+		// says: same user, groups and released claims, same expiry, and
+		// at_hash of that access token.
+		refreshedAT, _ := out["access_token"].(string)
+		rawID, _ := out["id_token"].(string)
+		rid := verifyIDToken(t, e, rawID, "app")
+		rat := claimsOf(t, refreshedAT)
+		sum := sha256.Sum256([]byte(refreshedAT))
+		if g, _ := rid.Strings("groups"); rid.Subject != "kisee-alice" || len(g) != 1 || g[0] != "articles.writers" {
+			t.Fatalf("refreshed ID token: sub %q, groups %v", rid.Subject, g)
+		}
+		if em, _ := rid.String("email"); em != "alice@example.com" {
+			t.Fatalf("refreshed ID token: email %q", em)
+		}
+		if exp, _ := rat["exp"].(float64); rid.ExpiresAt.Unix() != int64(exp) {
+			t.Fatalf("refreshed ID token expires at %d, its access token at %v", rid.ExpiresAt.Unix(), rat["exp"])
+		}
+		if h, _ := rid.String("at_hash"); h != base64.RawURLEncoding.EncodeToString(sum[:16]) {
+			t.Fatalf("refreshed ID token: at_hash %q is not the new access token's", h)
+		}
+		if sid, _ := rid.String("sid"); sid == "" || sid != rat["sid"] {
+			t.Fatalf("refreshed ID token: sid %q, access token's %v", sid, rat["sid"])
+		}
 		// The code is spent: a replay is refused and revokes the session.
 		st, out, _ = tokenPost(t, e, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://app.test/cb"}, "code_verifier": {verifier}}, "app", appSecret)
 		if st != 400 || out["error"] != "invalid_grant" {

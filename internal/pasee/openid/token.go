@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"hash"
 	"net/http"
@@ -307,15 +306,15 @@ func (p *Provider) refreshGrant(c echo.Context, client *Client, form url.Values)
 // respond builds the token answer for pair: the access token as Pasee
 // issued it, an ID token, and the refresh token with offline_access.
 func (p *Provider) respond(client *Client, pair pasee.Pair, scope, nonce string, authTime time.Time) (*tokenResponse, error) {
-	at, err := payload(pair.AccessToken)
-	if err != nil {
-		return nil, err
+	at := pair.Access
+	if at == nil {
+		return nil, errors.New("openid: the pair carries no access claims")
 	}
 	scopes := strings.Fields(scope)
 	id := p.userClaims(at, scopes)
 	id.Issuer, id.Audience = p.issuer, []string{client.ID}
 	id.IssuedAt = time.Unix(at.IssuedAt.Unix(), 0)
-	id.ExpiresAt = at.ExpiresAt
+	id.ExpiresAt = time.Unix(at.ExpiresAt.Unix(), 0)
 	if nonce != "" {
 		id.Set("nonce", nonce)
 	}
@@ -367,24 +366,6 @@ func (p *Provider) userClaims(at *token.Claims, scopes []string) token.Claims {
 		release(profileClaims)
 	}
 	return out
-}
-
-// payload decodes the claims of a token Pasee has just signed (no
-// verification: it never left the process).
-func payload(raw string) (*token.Claims, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, errors.New("openid: malformed token")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, err
-	}
-	var c token.Claims
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, err
-	}
-	return &c, nil
 }
 
 // halfHash is at_hash (OIDC Core 3.1.3.6): the left half of the hash of
