@@ -135,6 +135,12 @@ type CryptoBounds struct {
 	TokenVerify, TokenRefresh Rate
 }
 
+// RawSign is the processor time of one ES256 signature, derived from the
+// raw refresh and verification: the cost of one token more (an ID token).
+func (b CryptoBounds) RawSign() time.Duration {
+	return max(b.RawRefresh.CPUPerOp-b.RawVerify.CPUPerOp, 0) / 2
+}
+
 // ES256 holds a key and tokens shaped like Pasee's, to measure the
 // cryptography of a refresh.
 type ES256 struct {

@@ -36,10 +36,14 @@ type Env struct {
 	// LogLevel is given to the servers ([log] level).
 	LogLevel string
 
-	mu      sync.Mutex
-	procs   []*Proc
-	schemas []string
-	seq     int
+	// Dex is the Dex binary measured beside Pasee's refresh, "" for none.
+	Dex string
+
+	mu        sync.Mutex
+	procs     []*Proc
+	schemas   []string
+	databases []string
+	seq       int
 }
 
 // schemaPrefix names the schemas of bench runs: bench_<unix time>_<random>.
@@ -111,32 +115,37 @@ func pingPostgres(ctx context.Context, pgURL string) error {
 	return conn.Close(ctx)
 }
 
-// sweepSchemas drops the schemas of bench runs older than six hours: runs
-// that were killed (SIGKILL) before they could clean up.
+// sweepSchemas drops the schemas and databases of bench runs older than six
+// hours: runs that were killed (SIGKILL) before they could clean up.
 func (e *Env) sweepSchemas(ctx context.Context) {
 	conn, err := pgx.Connect(ctx, e.PG)
 	if err != nil {
 		return
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	rows, err := conn.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\_%'`)
-	if err != nil {
-		return
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return
-	}
-	for _, n := range names {
-		parts := strings.Split(n, "_")
-		if len(parts) < 3 {
-			continue
+	for _, k := range []struct{ list, drop string }{
+		{`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\_%'`, "DROP SCHEMA IF EXISTS %s CASCADE"},
+		{`SELECT datname FROM pg_database WHERE datname LIKE 'bench\_%'`, "DROP DATABASE IF EXISTS %s WITH (FORCE)"},
+	} {
+		rows, err := conn.Query(ctx, k.list)
+		if err != nil {
+			return
 		}
-		ts, err := strconv.ParseInt(parts[1], 10, 64)
-		if err != nil || time.Since(time.Unix(ts, 0)) < 6*time.Hour {
-			continue
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return
 		}
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE")
+		for _, n := range names {
+			parts := strings.Split(n, "_")
+			if len(parts) < 3 {
+				continue
+			}
+			ts, err := strconv.ParseInt(parts[1], 10, 64)
+			if err != nil || time.Since(time.Unix(ts, 0)) < 6*time.Hour {
+				continue
+			}
+			_, _ = conn.Exec(ctx, fmt.Sprintf(k.drop, pgx.Identifier{n}.Sanitize()))
+		}
 	}
 }
 
@@ -168,6 +177,29 @@ func (e *Env) NewSchema(ctx context.Context) (string, error) {
 	q.Set("search_path", name)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+// NewDatabase creates a fresh PostgreSQL database, for a server that
+// cannot be given a schema (Dex), and returns its name. Close drops it.
+func (e *Env) NewDatabase(ctx context.Context) (string, error) {
+	if e.PG == "" {
+		return "", errors.New("PostgreSQL unavailable")
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("%s%d_%s", schemaPrefix, time.Now().Unix(), hex.EncodeToString(b[:]))
+	conn, err := pgx.Connect(ctx, e.PG)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	e.mu.Lock()
+	e.databases = append(e.databases, name)
+	e.mu.Unlock()
+	return name, nil
 }
 
 // Backends lists the stores the scenarios run on.
@@ -202,13 +234,13 @@ func (e *Env) newDir(name string) string {
 // the temporary directory.
 func (e *Env) Close() {
 	e.mu.Lock()
-	procs, schemas := e.procs, e.schemas
-	e.procs, e.schemas = nil, nil
+	procs, schemas, databases := e.procs, e.schemas, e.databases
+	e.procs, e.schemas, e.databases = nil, nil, nil
 	e.mu.Unlock()
 	for _, p := range procs {
 		_ = p.Stop()
 	}
-	if len(schemas) > 0 {
+	if len(schemas)+len(databases) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if conn, err := pgx.Connect(ctx, e.PG); err == nil {
 			for _, s := range schemas {
@@ -216,9 +248,14 @@ func (e *Env) Close() {
 					fmt.Fprintf(os.Stderr, "drop schema %s: %v\n", s, err)
 				}
 			}
+			for _, d := range databases {
+				if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+d+" WITH (FORCE)"); err != nil {
+					fmt.Fprintf(os.Stderr, "drop database %s: %v\n", d, err)
+				}
+			}
 			_ = conn.Close(ctx)
 		} else {
-			fmt.Fprintf(os.Stderr, "cannot drop schemas %v: %v\n", schemas, err)
+			fmt.Fprintf(os.Stderr, "cannot drop schemas %v and databases %v: %v\n", schemas, databases, err)
 		}
 		cancel()
 	}
@@ -234,6 +271,11 @@ type Proc struct {
 	StartTime time.Duration
 	// Dir is its working directory; Settings its settings file.
 	Dir, Settings string
+
+	// path, args and health are how it was started: the executable, its
+	// arguments and the path whose 200 says it is ready.
+	path, health string
+	args         []string
 
 	cmd  *exec.Cmd
 	log  string
@@ -292,20 +334,28 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// start runs bin with a settings file in dir and waits until GET /health
-// answers 200, measuring how long that took.
+// start runs the binary name of e.Bin (kisee or pasee) with a settings
+// file in dir and waits until GET /health answers 200, measuring how long
+// that took.
 func (e *Env) start(ctx context.Context, name, dir, settingsFile string, port int) (*Proc, error) {
-	p := &Proc{
+	return e.startProc(ctx, &Proc{
 		Name: name, URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, Settings: settingsFile,
-		log: filepath.Join(dir, name+".log"), done: make(chan struct{}),
-	}
+		path: filepath.Join(e.Bin, name), args: []string{"--settings", settingsFile}, health: "/health",
+	})
+}
+
+// startProc runs p.path with p.args in p.Dir and waits until GET p.health
+// on p.URL answers 200, measuring how long that took.
+func (e *Env) startProc(ctx context.Context, p *Proc) (*Proc, error) {
+	p.log, p.done = filepath.Join(p.Dir, p.Name+".log"), make(chan struct{})
+	name := p.Name
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	p.cmd = exec.Command(filepath.Join(e.Bin, name), "--settings", settingsFile)
-	p.cmd.Dir = dir
+	p.cmd = exec.Command(p.path, p.args...)
+	p.cmd.Dir = p.Dir
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	// Own process group (Ctrl-C reaches the bench, which stops the servers
 	// in order) and killed with the bench if it dies.
@@ -321,7 +371,7 @@ func (e *Env) start(ctx context.Context, name, dir, settingsFile string, port in
 	e.mu.Unlock()
 	deadline := t0.Add(30 * time.Second)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+p.health, nil)
 		resp, err := poll.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -362,9 +412,7 @@ func (e *Env) Restart(ctx context.Context, p *Proc) (*Proc, error) {
 	if err := e.Forget(p); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(p.URL)
-	port, _ := strconv.Atoi(u.Port())
-	return e.start(ctx, p.Name, p.Dir, p.Settings, port)
+	return e.startProc(ctx, &Proc{Name: p.Name, URL: p.URL, Dir: p.Dir, Settings: p.Settings, path: p.path, args: p.args, health: p.health})
 }
 
 // genKeyPEM returns a fresh ES256 private key in PEM.

@@ -38,7 +38,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +50,7 @@ import (
 // options are the command-line flags.
 type options struct {
 	bin, out, plots, pg, logLevel, profileDir, only string
+	dex                                             string
 	refreshLevels                                   string
 	quick, skipGroups, groupsSQLite, profile        bool
 	groups, memberships, restarts, retries          int
@@ -70,6 +73,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level of the servers (their logs go to files in the temporary directory)")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "keep the .pprof files in this directory (default: discarded with the temporary directory)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: 1 (with 2, 3, 5 and 7), 2 (the refreshes alone: 2 and 7's refresh grant), 4, 6, profile")
+	fs.StringVar(&o.dex, "dex", "", "a Dex binary (github.com/dexidp/dex, built from its source) whose refresh grant is measured after each PostgreSQL refresh level; empty: none")
 	fs.StringVar(&o.refreshLevels, "refresh-levels", "", "concurrency levels of the refresh scenarios, comma-separated (default 1,2,4,8,16,32)")
 	fs.BoolVar(&o.quick, "quick", false, "fewer levels, shorter runs, no group scale, no profiles (about a minute)")
 	fs.BoolVar(&o.skipGroups, "skip-groups", false, "skip scenario 4 (group scale), the longest part")
@@ -177,6 +181,16 @@ func run(args []string) int {
 		return 1
 	}
 	defer env.Close()
+	if o.dex != "" {
+		if env.Dex, err = exec.LookPath(o.dex); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -dex:", err)
+			return 2
+		}
+		if env.Dex, err = filepath.Abs(env.Dex); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -dex:", err)
+			return 2
+		}
+	}
 	rep, err := measure(ctx, env, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -208,6 +222,9 @@ func measure(ctx context.Context, env *Env, o options) (*Report, error) {
 	plan := o.plan()
 	rep := &Report{Started: time.Now(), Command: "go run ./bench " + strings.Join(os.Args[1:], " ")}
 	rep.Machine = MachineInfo(ctx, env.PG)
+	if env.Dex != "" {
+		rep.Machine.Dex = dexVersion(ctx, env.Dex)
+	}
 	logf("bench: %s, %d cores, %s; servers from %s; temporary directory %s", rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Go, env.Bin, env.Dir)
 	fail := func(what string, err error) error {
 		if ctx.Err() != nil {

@@ -27,6 +27,8 @@ type Machine struct {
 	Go         string
 	Postgres   string
 	Commit     string
+	// Dex is the version of the Dex binary measured, "" for none.
+	Dex string
 }
 
 // Report is everything a run measured.
@@ -224,6 +226,9 @@ func (r *Report) Markdown() string {
 	w("| Machine | |\n|---|---|\n")
 	w("| CPU | %s |\n| Cores | %d (GOMAXPROCS %d) |\n| Memory | %.1f GiB |\n| Kernel | Linux %s |\n| Go | %s |\n| Database | %s on 127.0.0.1 (same machine), SQLite (modernc, WAL) |\n\n",
 		m.CPU, m.Cores, m.GOMAXPROCS, float64(m.MemoryMiB)/1024, m.Kernel, m.Go, orDash(m.Postgres))
+	if m.Dex != "" {
+		w("Compared with: %s (built from its source, given with `-dex`).\n\n", m.Dex)
+	}
 	w("Command: `%s`\n\n", r.Command)
 	if len(r.Failures) > 0 {
 		w("**Scenarios that failed in this run:**\n\n")
@@ -286,6 +291,11 @@ func (r *Report) goals(w writer) {
 			w("| 2 | Pasee `POST /tokens/?refresh` at c=8, %s | %.0f req/s, p99 %s, %d errors | %.0f (1 verify + 2 signs)/s | %s | – | %s | ≥ 3500 req/s, p99 < 10 ms, no error | %s |\n",
 				be.Backend, s.RPS(), ms(s.P99), s.Errors, s.Bound.PerSec, ratio(s.BoundRatio()), ratio(s.CPURatio()), verdict(s.RPS() >= 3500 && s.P99 < 10*time.Millisecond && s.Errors == 0))
 		}
+		if d, ok := AtConcurrency(be.Dex, 8); ok && d.RPS() > 0 {
+			pasee, _ := AtConcurrency(be.Refresh, 8)
+			w("| 2 | Pasee `POST /tokens/?refresh` at c=8 vs Dex's refresh grant, %s | %.0f req/s (p99 %s) | Dex %.0f req/s (p99 %s), run right after | %.1f × Dex | – | %.1f × less CPU (server + PostgreSQL) | ≥ 10 × Dex | %s |\n",
+				be.Backend, d.Bound.PerSec, ms(pasee.P99), d.RPS(), ms(d.P99), d.Bound.PerSec/d.RPS(), 1/d.CPURatio(), verdict(d.Bound.PerSec >= 10*d.RPS() && d.Errors == 0))
+		}
 		one, ok1 := Best(be.Refresh)
 		two, ok2 := Best(be.ScaleOut)
 		if ok1 && ok2 {
@@ -317,9 +327,16 @@ func (r *Report) goals(w writer) {
 			ratio(Ratio(float64(v.Raw.CPUPerOp), float64(v.Middleware.CPUPerOp))), verdict(x >= 0.9))
 	}
 	for _, be := range r.Backends {
-		if s, ok := Best(be.TokenRefresh); ok {
-			x := s.BoundRatio()
-			w("| 7 | Token endpoint refresh grant, %s | %.0f req/s (c=%d) | `POST /tokens/?refresh` %.0f req/s | %s | – | %s | ≥ 0.9 | %s |\n", be.Backend, s.RPS(), s.Concurrency, s.Bound.PerSec, ratio(x), ratio(s.CPURatio()), verdict(x >= 0.9))
+		if s, ok := Best(be.TokenRefresh); ok && s.Requests > 0 {
+			// The token endpoint signs an ID token besides the pair: the
+			// standard door is held to costing no more than ours beyond
+			// that signature, in Pasee's processor time per refresh.
+			ours, _ := AtConcurrency(be.Refresh, s.Concurrency)
+			sign := r.Crypto().RawSign()
+			te, own := s.CPU.PerRequest(s.Requests).Server, ours.CPU.PerRequest(ours.Requests).Server
+			x := Ratio(float64(own), float64(te-sign))
+			w("| 7 | Token endpoint refresh grant, %s | %.0f req/s (c=%d), Pasee CPU %s | `POST /tokens/?refresh` %.0f req/s, Pasee CPU %s | %s | – | %s without the ID token's signature (%s) | CPU ratio ≥ 0.9 | %s |\n",
+				be.Backend, s.RPS(), s.Concurrency, usec(te), s.Bound.PerSec, usec(own), ratio(s.BoundRatio()), ratio(x), usec(sign), verdict(x >= 0.9 && s.Errors == 0))
 		}
 		if s, ok := Best(be.CodeFlow); ok {
 			w("| 7 | OpenID code flow round trip, %s | %.1f req/s (c=%d) | login through Kisee %.1f req/s | %s | – | %s | – | – |\n", be.Backend, s.RPS(), s.Concurrency, s.Bound.PerSec, ratio(s.BoundRatio()), ratio(s.CPURatio()))
@@ -403,6 +420,19 @@ func (r *Report) services(w writer) {
 		}
 	}
 	for _, be := range r.Backends {
+		if len(be.Dex) == 0 {
+			continue
+		}
+		w("\n**Dex's refresh grant (%s)**: %s on the same PostgreSQL with its defaults (RS256 keys it generates, refresh tokens rotated on use, 5 database connections), its users static passwords, each virtual user chaining its own refresh tokens through `grant_type=refresh_token` with client_secret_basic; each level run right after Pasee's of the same concurrency. CPU columns: per request, of the Dex or Pasee process and of PostgreSQL.\n\n", be.Backend, orDash(r.Machine.Dex))
+		w("| Clients | Pasee req/s | Dex req/s | Pasee ÷ Dex | p99 Pasee | p99 Dex | Errors (Dex) | CPU ms/req Pasee | CPU ms/req Dex | CPU ms/req PostgreSQL (Pasee / Dex) |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, d := range be.Dex {
+			p, _ := AtConcurrency(be.Refresh, d.Concurrency)
+			pc, dc := p.CPU.PerRequest(p.Requests), d.CPU.PerRequest(d.Requests)
+			w("| %d | %.0f | %.0f | %.1f | %s | %s | %d | %s | %s | %s / %s |\n", d.Concurrency, p.RPS(), d.RPS(), Ratio(p.RPS(), d.RPS()), ms(p.P99), ms(d.P99), d.Errors,
+				cpuMS(pc.Server), cpuMS(dc.Server), cpuMS(pc.Postgres), cpuMS(dc.Postgres))
+		}
+	}
+	for _, be := range r.Backends {
 		if len(be.ScaleOut) == 0 {
 			continue
 		}
@@ -428,7 +458,7 @@ func (r *Report) services(w writer) {
 		r.levelTable(w, be.PaseeLogin, be.Backend)
 	}
 	for _, be := range r.Backends {
-		for _, list := range [][]Summary{be.KiseeLogin, be.PaseeLogin, be.Refresh, be.ScaleOut, be.CodeFlow, be.TokenRefresh} {
+		for _, list := range [][]Summary{be.KiseeLogin, be.PaseeLogin, be.Refresh, be.ScaleOut, be.CodeFlow, be.TokenRefresh, be.Dex} {
 			for _, s := range list {
 				if s.FirstError != "" {
 					w("\nFirst error (%s, %d clients): `%s`\n", be.Backend, s.Concurrency, s.FirstError)
@@ -446,7 +476,7 @@ func (r *Report) openID(w writer) {
 		return
 	}
 	w("### 7. Pasee as an OpenID Provider: the standard door next to Pasee's own\n\n")
-	w("Token endpoint `grant_type=refresh_token` (client_secret_basic), each virtual user chaining its own refresh tokens, run right after the level of `POST /tokens/?refresh` of the same concurrency on the same store and the same Pasee: that level is the bound, so the ratio says what the standard door costs next to ours (goal: no more, ≥ 0.9 allowing for noise). CPU columns as in 2.\n\n")
+	w("Token endpoint `grant_type=refresh_token` (client_secret_basic), each virtual user chaining its own refresh tokens, run right after the level of `POST /tokens/?refresh` of the same concurrency on the same store and the same Pasee: that level is the bound, so the ratio says what the standard door costs next to ours. It signs three tokens where ours signs two (the ID token, which OpenID clients such as kubectl want on every refresh), so its goal is on Pasee's processor time without that signature: no more than ours (CPU ratio ≥ 0.9, allowing for noise; in the goals above). CPU columns as in 2.\n\n")
 	w(levelHeader)
 	for _, be := range r.Backends {
 		r.levelTable(w, be.TokenRefresh, be.Backend)

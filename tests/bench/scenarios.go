@@ -103,6 +103,19 @@ type BackendResults struct {
 	// TokenRefresh the token endpoint's refresh grant, paired with
 	// Refresh's level (scenario 7).
 	CodeFlow, TokenRefresh []Summary
+	// Dex is Dex's token endpoint refresh grant on the same PostgreSQL,
+	// paired with Refresh's level (when a Dex binary is given).
+	Dex []Summary
+}
+
+// paired is a load run right after each level of another, with that level
+// as its bound: what, how its servers' CPU is read, its requests, and the
+// list its summaries go to.
+type paired struct {
+	what  string
+	meter cpuMeter
+	load  RequestFunc
+	keep  *[]Summary
 }
 
 // Bounds measures the in-process bounds paired with each level.
@@ -293,10 +306,41 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 		}
 		return err
 	}
-	// refreshLevels runs load at every refresh level; with standard, the
-	// token endpoint's refresh grant runs right after it on the same store,
-	// with ours as its bound.
-	refreshLevels := func(what string, meter cpuMeter, load RequestFunc, keep *[]Summary, standard RequestFunc, keepStandard *[]Summary) error {
+	pairs := []paired{{"pasee token endpoint refresh grant", pmeter, tokenRefresh, &res.TokenRefresh}}
+	if backend == "postgres" && env.Dex != "" {
+		dex, err := env.StartDex(ctx, maxC)
+		if err != nil {
+			return res, err
+		}
+		defer env.Forget(dex.Proc) //nolint:errcheck // stopping at the end of the scenario
+		dexChains := make([]string, maxC)
+		for w := range dexChains {
+			if dexChains[w], err = dex.Login(ctx, w); err != nil {
+				return res, fmt.Errorf("dex login of virtual user %d: %w", w, err)
+			}
+		}
+		dexRefresh := func(ctx context.Context, w int) error {
+			body, err := dex.RefreshOn(ctx, wires[w], dexChains[w])
+			if err == nil {
+				var p Pair
+				if p, err = parsePair(body); err == nil {
+					dexChains[w] = p.Refresh
+					return nil
+				}
+			}
+			// A broken chain is an error; the virtual user logs in again.
+			again, lerr := dex.Login(ctx, w)
+			if lerr != nil {
+				return fmt.Errorf("%v; and the password grant again: %v", err, lerr)
+			}
+			dexChains[w] = again
+			return err
+		}
+		pairs = append(pairs, paired{"dex token endpoint refresh grant", cpuMeter{servers: []int{dex.Proc.Pid()}}, dexRefresh, &res.Dex})
+	}
+	// refreshLevels runs load at every refresh level; the paired runs run
+	// right after it on the same store, with it as their bound.
+	refreshLevels := func(what string, meter cpuMeter, load RequestFunc, keep *[]Summary, pairs ...paired) error {
 		for _, c := range plan.RefreshLevels {
 			err := plan.quiet(func() ([]Summary, error) {
 				bound, err := b.Crypto.RefreshBound(ctx, b.CryptoTime)
@@ -307,17 +351,18 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 				s := RunLoad(ctx, spec, meter, load)
 				s.Bound = bound
 				describe(what, s)
-				if standard == nil {
-					return []Summary{s}, ctx.Err()
+				runs := []Summary{s}
+				for _, p := range pairs {
+					t := RunLoad(ctx, spec, p.meter, p.load)
+					t.Bound = Rate{PerSec: s.RPS(), CPUPerOp: s.CPU.PerRequest(s.Requests).System(), Other: s.OtherLoad(runtime.NumCPU())}
+					describe(p.what, t)
+					runs = append(runs, t)
 				}
-				t := RunLoad(ctx, spec, meter, standard)
-				t.Bound = Rate{PerSec: s.RPS(), CPUPerOp: s.CPU.PerRequest(s.Requests).System(), Other: s.OtherLoad(runtime.NumCPU())}
-				describe("pasee token endpoint refresh grant", t)
-				return []Summary{s, t}, ctx.Err()
+				return runs, ctx.Err()
 			}, func(runs []Summary) {
 				*keep = append(*keep, runs[0])
-				if len(runs) > 1 {
-					*keepStandard = append(*keepStandard, runs[1])
+				for i, p := range pairs {
+					*p.keep = append(*p.keep, runs[i+1])
 				}
 			})
 			if err != nil {
@@ -326,7 +371,7 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 		}
 		return nil
 	}
-	if err := refreshLevels("pasee POST /tokens/?refresh", pmeter, refreshAt(pasee.URL), &res.Refresh, tokenRefresh, &res.TokenRefresh); err != nil {
+	if err := refreshLevels("pasee POST /tokens/?refresh", pmeter, refreshAt(pasee.URL), &res.Refresh, pairs...); err != nil {
 		return res, err
 	}
 	if backend == "postgres" {
@@ -340,7 +385,7 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 		}
 		defer env.Forget(second) //nolint:errcheck // stopping at the end of the scenario
 		both := cpuMeter{servers: []int{pasee.Pid(), second.Pid()}}
-		if err := refreshLevels("2 × pasee POST /tokens/?refresh", both, refreshAt(pasee.URL, second.URL), &res.ScaleOut, nil, nil); err != nil {
+		if err := refreshLevels("2 × pasee POST /tokens/?refresh", both, refreshAt(pasee.URL, second.URL), &res.ScaleOut); err != nil {
 			return res, err
 		}
 	}
