@@ -38,6 +38,9 @@ type Env struct {
 
 	// Dex is the Dex binary measured beside Pasee's refresh, "" for none.
 	Dex string
+	// PaseeEnv is added to the environment of every Pasee started
+	// ("GOMAXPROCS=1").
+	PaseeEnv []string
 
 	mu        sync.Mutex
 	procs     []*Proc
@@ -275,7 +278,7 @@ type Proc struct {
 	// path, args and health are how it was started: the executable, its
 	// arguments and the path whose 200 says it is ready.
 	path, health string
-	args         []string
+	args, env    []string
 
 	cmd  *exec.Cmd
 	log  string
@@ -341,7 +344,16 @@ func (e *Env) start(ctx context.Context, name, dir, settingsFile string, port in
 	return e.startProc(ctx, &Proc{
 		Name: name, URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, Settings: settingsFile,
 		path: filepath.Join(e.Bin, name), args: []string{"--settings", settingsFile}, health: "/health",
+		env: e.envOf(name),
 	})
+}
+
+// envOf is what is added to the environment of the binary name.
+func (e *Env) envOf(name string) []string {
+	if name == "pasee" {
+		return e.PaseeEnv
+	}
+	return nil
 }
 
 // startProc runs p.path with p.args in p.Dir and waits until GET p.health
@@ -356,6 +368,9 @@ func (e *Env) startProc(ctx context.Context, p *Proc) (*Proc, error) {
 	defer logf.Close()
 	p.cmd = exec.Command(p.path, p.args...)
 	p.cmd.Dir = p.Dir
+	if len(p.env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	// Own process group (Ctrl-C reaches the bench, which stops the servers
 	// in order) and killed with the bench if it dies.
@@ -412,7 +427,7 @@ func (e *Env) Restart(ctx context.Context, p *Proc) (*Proc, error) {
 	if err := e.Forget(p); err != nil {
 		return nil, err
 	}
-	return e.startProc(ctx, &Proc{Name: p.Name, URL: p.URL, Dir: p.Dir, Settings: p.Settings, path: p.path, args: p.args, health: p.health})
+	return e.startProc(ctx, &Proc{Name: p.Name, URL: p.URL, Dir: p.Dir, Settings: p.Settings, path: p.path, args: p.args, env: p.env, health: p.health})
 }
 
 // genKeyPEM returns a fresh ES256 private key in PEM.

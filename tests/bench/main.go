@@ -54,6 +54,7 @@ type options struct {
 	refreshLevels                                   string
 	quick, skipGroups, groupsSQLite, profile        bool
 	groups, memberships, restarts, retries          int
+	paseeProcs                                      int
 	timeout                                         time.Duration
 }
 
@@ -74,6 +75,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.profileDir, "profile-dir", "", "keep the .pprof files in this directory (default: discarded with the temporary directory)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: 1 (with 2, 3, 5 and 7), 2 (the refreshes alone: 2 and 7's refresh grant), 4, 6, profile")
 	fs.StringVar(&o.dex, "dex", "", "a Dex binary (github.com/dexidp/dex, built from its source) whose refresh grant is measured after each PostgreSQL refresh level; empty: none")
+	fs.IntVar(&o.paseeProcs, "pasee-gomaxprocs", 0, "GOMAXPROCS of the Pasee processes (0: Go's default, every core)")
 	fs.StringVar(&o.refreshLevels, "refresh-levels", "", "concurrency levels of the refresh scenarios, comma-separated (default 1,2,4,8,16,32)")
 	fs.BoolVar(&o.quick, "quick", false, "fewer levels, shorter runs, no group scale, no profiles (about a minute)")
 	fs.BoolVar(&o.skipGroups, "skip-groups", false, "skip scenario 4 (group scale), the longest part")
@@ -181,6 +183,9 @@ func run(args []string) int {
 		return 1
 	}
 	defer env.Close()
+	if o.paseeProcs > 0 {
+		env.PaseeEnv = append(env.PaseeEnv, fmt.Sprintf("GOMAXPROCS=%d", o.paseeProcs))
+	}
 	if o.dex != "" {
 		if env.Dex, err = exec.LookPath(o.dex); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: -dex:", err)
@@ -225,6 +230,7 @@ func measure(ctx context.Context, env *Env, o options) (*Report, error) {
 	if env.Dex != "" {
 		rep.Machine.Dex = dexVersion(ctx, env.Dex)
 	}
+	rep.Machine.PaseeProcs = o.paseeProcs
 	logf("bench: %s, %d cores, %s; servers from %s; temporary directory %s", rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Go, env.Bin, env.Dir)
 	fail := func(what string, err error) error {
 		if ctx.Err() != nil {

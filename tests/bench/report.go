@@ -29,6 +29,8 @@ type Machine struct {
 	Commit     string
 	// Dex is the version of the Dex binary measured, "" for none.
 	Dex string
+	// PaseeProcs is the GOMAXPROCS Pasee ran with, 0 for Go's default.
+	PaseeProcs int
 }
 
 // Report is everything a run measured.
@@ -226,6 +228,9 @@ func (r *Report) Markdown() string {
 	w("| Machine | |\n|---|---|\n")
 	w("| CPU | %s |\n| Cores | %d (GOMAXPROCS %d) |\n| Memory | %.1f GiB |\n| Kernel | Linux %s |\n| Go | %s |\n| Database | %s on 127.0.0.1 (same machine), SQLite (modernc, WAL) |\n\n",
 		m.CPU, m.Cores, m.GOMAXPROCS, float64(m.MemoryMiB)/1024, m.Kernel, m.Go, orDash(m.Postgres))
+	if m.PaseeProcs > 0 {
+		w("Pasee ran with `GOMAXPROCS=%d` (`-pasee-gomaxprocs`); the bounds and the load generator on every core.\n\n", m.PaseeProcs)
+	}
 	if m.Dex != "" {
 		w("Compared with: %s (built from its source, given with `-dex`).\n\n", m.Dex)
 	}
