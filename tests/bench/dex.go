@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -117,23 +116,9 @@ func (d *Dex) Login(ctx context.Context, i int) (string, error) {
 		"grant_type": {"password"}, "username": {dexUser(i)}, "password": {benchPassword},
 		"scope": {"openid offline_access"},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.tokenURL, strings.NewReader(form.Encode()))
+	body, err := postForm(ctx, d.client, d.tokenURL, d.basic, form)
 	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", d.basic)
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("dex password grant: status %d: %.200s", resp.StatusCode, body)
+		return "", fmt.Errorf("dex password grant: %w", err)
 	}
 	p, err := parsePair(body)
 	return p.Refresh, err

@@ -155,23 +155,10 @@ func (e *Env) sweepSchemas(ctx context.Context) {
 // NewSchema creates a fresh PostgreSQL schema and returns a URL whose
 // search_path is that schema. Close drops it.
 func (e *Env) NewSchema(ctx context.Context) (string, error) {
-	if e.PG == "" {
-		return "", errors.New("PostgreSQL unavailable")
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := fmt.Sprintf("%s%d_%s", schemaPrefix, time.Now().Unix(), hex.EncodeToString(b[:]))
-	conn, err := pgx.Connect(ctx, e.PG)
+	name, err := e.create(ctx, "SCHEMA", &e.schemas)
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
-		return "", fmt.Errorf("create schema: %w", err)
-	}
-	e.mu.Lock()
-	e.schemas = append(e.schemas, name)
-	e.mu.Unlock()
 	u, err := url.Parse(e.PG)
 	if err != nil {
 		return "", err
@@ -185,6 +172,13 @@ func (e *Env) NewSchema(ctx context.Context) (string, error) {
 // NewDatabase creates a fresh PostgreSQL database, for a server that
 // cannot be given a schema (Dex), and returns its name. Close drops it.
 func (e *Env) NewDatabase(ctx context.Context) (string, error) {
+	return e.create(ctx, "DATABASE", &e.databases)
+}
+
+// create makes a PostgreSQL object of kind (SCHEMA, DATABASE) named
+// bench_<unix time>_<random>, and records its name in list (under e.mu)
+// for Close to drop.
+func (e *Env) create(ctx context.Context, kind string, list *[]string) (string, error) {
 	if e.PG == "" {
 		return "", errors.New("PostgreSQL unavailable")
 	}
@@ -196,11 +190,11 @@ func (e *Env) NewDatabase(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", fmt.Errorf("create database: %w", err)
+	if _, err := conn.Exec(ctx, "CREATE "+kind+" "+name); err != nil {
+		return "", fmt.Errorf("create %s: %w", strings.ToLower(kind), err)
 	}
 	e.mu.Lock()
-	e.databases = append(e.databases, name)
+	*list = append(*list, name)
 	e.mu.Unlock()
 	return name, nil
 }

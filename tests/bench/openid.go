@@ -101,13 +101,23 @@ func (o *OpenID) RefreshOn(ctx context.Context, w *Wire, refreshToken string) ([
 
 // token posts form to the token endpoint as the bench client and wants 200.
 func (o *OpenID) token(ctx context.Context, form url.Values) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.d.TokenEndpoint, strings.NewReader(form.Encode()))
+	body, err := postForm(ctx, o.client, o.d.TokenEndpoint, o.basic, form)
+	if err != nil {
+		return nil, fmt.Errorf("token endpoint (%s): %w", form.Get("grant_type"), err)
+	}
+	return body, nil
+}
+
+// postForm posts form to u with the Authorization header authz and wants
+// 200; it returns the answer's body.
+func postForm(ctx context.Context, c *http.Client, u, authz string, form url.Values) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(benchClientID), url.QueryEscape(benchClientSecret))
-	resp, err := o.client.Do(req)
+	req.Header.Set("Authorization", authz)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +127,7 @@ func (o *OpenID) token(ctx context.Context, form url.Values) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("token endpoint (%s): status %d: %.200s", form.Get("grant_type"), resp.StatusCode, body)
+		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
 	}
 	return body, nil
 }
