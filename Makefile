@@ -69,7 +69,8 @@ unit:
 ##        built binaries on loopback (SQLite and PostgreSQL on 127.0.0.1:5432): every figure as a
 ##        ratio to a bound measured in the same run, written with the plots into docs/benchmarks.md.
 ##        5 to 8 minutes on 2 cores (levels disturbed by other processes are measured again);
-##        BENCH_FLAGS=-quick for about one (no group scale, no profiles), -skip-groups, -pg off...
+##        BENCH_FLAGS=-quick for about one (no group scale, no profiles), -skip-groups, -pg off,
+##        '-dex PATH' to measure a Dex binary's refresh beside Pasee's, -pasee-gomaxprocs N...
 BENCH_FLAGS ?=
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./pkg/token/ ./internal/password/
