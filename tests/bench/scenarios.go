@@ -307,12 +307,15 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 		return err
 	}
 	pairs := []paired{{"pasee token endpoint refresh grant", pmeter, tokenRefresh, &res.TokenRefresh}}
+	stopDex := func() {}
 	if backend == "postgres" && env.Dex != "" {
 		dex, err := env.StartDex(ctx, maxC)
 		if err != nil {
 			return res, err
 		}
-		defer env.Forget(dex.Proc) //nolint:errcheck // stopping at the end of the scenario
+		// Dex stops once its levels are measured, before the scale-out's.
+		stopDex = func() { _ = env.Forget(dex.Proc) }
+		defer stopDex()
 		dexChains := make([]string, maxC)
 		for w := range dexChains {
 			if dexChains[w], err = dex.Login(ctx, w); err != nil {
@@ -374,6 +377,7 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 	if err := refreshLevels("pasee POST /tokens/?refresh", pmeter, refreshAt(pasee.URL), &res.Refresh, pairs...); err != nil {
 		return res, err
 	}
+	stopDex()
 	if backend == "postgres" {
 		// Scale-out: a second instance on the same database, as behind a
 		// load balancer; the sessions opened on the first are refreshed on
