@@ -127,14 +127,9 @@ func (d *Dex) Login(ctx context.Context, i int) (string, error) {
 // RefreshOn is Dex's refresh_token grant sent on w, as the refresh levels
 // send Pasee's.
 func (d *Dex) RefreshOn(ctx context.Context, w *Wire, refreshToken string) ([]byte, error) {
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
-	status, body, err := w.Post(ctx, d.tokenURL, []byte(form.Encode()),
-		"Content-Type", "application/x-www-form-urlencoded", "Authorization", d.basic)
+	body, err := refreshGrantOn(ctx, w, d.tokenURL, d.basic, refreshToken)
 	if err != nil {
-		return nil, err
-	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("dex token endpoint (refresh_token): status %d: %.200s", status, body)
+		return nil, fmt.Errorf("dex: %w", err)
 	}
 	return body, nil
 }

@@ -87,9 +87,15 @@ func (o *OpenID) Refresh(ctx context.Context, refreshToken string) ([]byte, erro
 // RefreshOn is Refresh sent on w, as the refresh levels send POST
 // /tokens/?refresh: the two doors are compared with the same client.
 func (o *OpenID) RefreshOn(ctx context.Context, w *Wire, refreshToken string) ([]byte, error) {
+	return refreshGrantOn(ctx, w, o.d.TokenEndpoint, o.basic, refreshToken)
+}
+
+// refreshGrantOn sends a token endpoint's refresh_token grant on w, with
+// the client's Authorization header authz, and wants 200.
+func refreshGrantOn(ctx context.Context, w *Wire, tokenURL, authz, refreshToken string) ([]byte, error) {
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
-	status, body, err := w.Post(ctx, o.d.TokenEndpoint, []byte(form.Encode()),
-		"Content-Type", "application/x-www-form-urlencoded", "Authorization", o.basic)
+	status, body, err := w.Post(ctx, tokenURL, []byte(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded", "Authorization", authz)
 	if err != nil {
 		return nil, err
 	}
