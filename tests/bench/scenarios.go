@@ -108,6 +108,42 @@ type BackendResults struct {
 	Dex []Summary
 }
 
+// chain is the request of a virtual user that chains refresh tokens:
+// spend spends tokens[w] and answers the next pair, whose refresh token
+// takes its place (seen, if not nil, gets the pair). A broken chain is an
+// error; start (named again in errors) opens a new one for the user.
+func chain(tokens []string, spend func(ctx context.Context, w int, refresh string) ([]byte, error),
+	start func(ctx context.Context, w int) (string, error), again string, seen func(Pair)) RequestFunc {
+	return func(ctx context.Context, w int) error {
+		body, err := spend(ctx, w, tokens[w])
+		if err == nil {
+			var p Pair
+			if p, err = parsePair(body); err == nil {
+				tokens[w] = p.Refresh
+				if seen != nil {
+					seen(p)
+				}
+				return nil
+			}
+		}
+		fresh, serr := start(ctx, w)
+		if serr != nil {
+			return fmt.Errorf("%v; and %s again: %v", err, again, serr)
+		}
+		tokens[w] = fresh
+		return err
+	}
+}
+
+// refreshOf is the refresh token of a token answer.
+func refreshOf(body []byte, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	p, err := parsePair(body)
+	return p.Refresh, err
+}
+
 // paired is a load run right after each level of another, with that level
 // as its bound: what, how its servers' CPU is read, its requests, and the
 // list its summaries go to.
@@ -218,51 +254,23 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 	}
 
 	logf("scenario 2 (%s): Pasee POST /tokens/?refresh, %d virtual users each chaining its refresh tokens", backend, maxC)
-	chains := make([]string, maxC)
-	loginAs := func(ctx context.Context, w int) error {
-		body, err := client.Expect(ctx, 201, "POST", pasee.URL+"/tokens/?idp=kisee", bodies[w%len(bodies)], "")
-		if err != nil {
-			return err
-		}
-		p, err := parsePair(body)
-		if err != nil {
-			return err
-		}
-		chains[w] = p.Refresh
-		return nil
+	// Each virtual user chains refresh tokens of its own: of POST
+	// /tokens/?refresh from a login, of the token endpoint from the code
+	// flow.
+	loginAs := func(ctx context.Context, w int) (string, error) {
+		return refreshOf(client.Expect(ctx, 201, "POST", pasee.URL+"/tokens/?idp=kisee", bodies[w%len(bodies)], ""))
 	}
-	// The same virtual users chain refresh tokens of the token endpoint
-	// too, obtained through the code flow.
-	opChains := make([]string, maxC)
-	authorizeAs := func(ctx context.Context, w int) error {
-		body, err := op.RoundTrip(ctx, users[w%len(users)])
-		if err != nil {
-			return err
-		}
-		p, err := parsePair(body)
-		if err != nil {
-			return err
-		}
-		opChains[w] = p.Refresh
-		return nil
+	authorizeAs := func(ctx context.Context, w int) (string, error) {
+		return refreshOf(op.RoundTrip(ctx, users[w%len(users)]))
 	}
+	chains, opChains := make([]string, maxC), make([]string, maxC)
 	for w := range chains {
-		if err := loginAs(ctx, w); err != nil {
+		var err error
+		if chains[w], err = loginAs(ctx, w); err != nil {
 			return res, fmt.Errorf("login of virtual user %d: %w", w, err)
 		}
-		if err := authorizeAs(ctx, w); err != nil {
+		if opChains[w], err = authorizeAs(ctx, w); err != nil {
 			return res, fmt.Errorf("code flow of virtual user %d: %w", w, err)
-		}
-	}
-	var (
-		lastAccess atomic.Pointer[string]
-		refreshOne func(ctx context.Context, w int, base string) error
-	)
-	// refreshAt chains virtual user w's refresh tokens on the instance at
-	// urls[w % len(urls)].
-	refreshAt := func(urls ...string) RequestFunc {
-		return func(ctx context.Context, w int) error {
-			return refreshOne(ctx, w, urls[w%len(urls)])
 		}
 	}
 	wires := NewWires(maxC)
@@ -271,41 +279,23 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 			w.Close()
 		}
 	}()
-	refreshOne = func(ctx context.Context, w int, base string) error {
-		status, body, err := wires[w].Post(ctx, base+"/tokens/?refresh", nil, "Authorization", "Bearer "+chains[w])
-		if err == nil && status != 201 {
-			err = fmt.Errorf("POST /tokens/?refresh: status %d, want 201: %.200s", status, body)
-		}
-		if err == nil {
-			var p Pair
-			if p, err = parsePair(body); err == nil {
-				chains[w] = p.Refresh
-				lastAccess.Store(&p.Access)
-				return nil
+	var lastAccess atomic.Pointer[string]
+	// refreshAt chains virtual user w's refresh tokens on the instance at
+	// urls[w % len(urls)].
+	refreshAt := func(urls ...string) RequestFunc {
+		return chain(chains, func(ctx context.Context, w int, refresh string) ([]byte, error) {
+			status, body, err := wires[w].Post(ctx, urls[w%len(urls)]+"/tokens/?refresh", nil, "Authorization", "Bearer "+refresh)
+			if err == nil && status != 201 {
+				err = fmt.Errorf("POST /tokens/?refresh: status %d, want 201: %.200s", status, body)
 			}
-		}
-		// A broken chain is an error; the virtual user logs in again.
-		if lerr := loginAs(ctx, w); lerr != nil {
-			return fmt.Errorf("%v; and login again: %v", err, lerr)
-		}
-		return err
+			return body, err
+		}, loginAs, "login", func(p Pair) { lastAccess.Store(&p.Access) })
 	}
 	// Pasee's CPU alone: Kisee is idle during the refreshes.
 	pmeter := cpuMeter{servers: []int{pasee.Pid()}}
-	tokenRefresh := func(ctx context.Context, w int) error {
-		body, err := op.RefreshOn(ctx, wires[w], opChains[w])
-		if err == nil {
-			var p Pair
-			if p, err = parsePair(body); err == nil {
-				opChains[w] = p.Refresh
-				return nil
-			}
-		}
-		if aerr := authorizeAs(ctx, w); aerr != nil {
-			return fmt.Errorf("%v; and the code flow again: %v", err, aerr)
-		}
-		return err
-	}
+	tokenRefresh := chain(opChains, func(ctx context.Context, w int, refresh string) ([]byte, error) {
+		return op.RefreshOn(ctx, wires[w], refresh)
+	}, authorizeAs, "the code flow", nil)
 	pairs := []paired{{"pasee token endpoint refresh grant", pmeter, tokenRefresh, &res.TokenRefresh}}
 	stopDex := func() {}
 	if backend == "postgres" && env.Dex != "" {
@@ -322,23 +312,9 @@ func RunServices(ctx context.Context, env *Env, plan Plan, b Bounds, backend str
 				return res, fmt.Errorf("dex login of virtual user %d: %w", w, err)
 			}
 		}
-		dexRefresh := func(ctx context.Context, w int) error {
-			body, err := dex.RefreshOn(ctx, wires[w], dexChains[w])
-			if err == nil {
-				var p Pair
-				if p, err = parsePair(body); err == nil {
-					dexChains[w] = p.Refresh
-					return nil
-				}
-			}
-			// A broken chain is an error; the virtual user logs in again.
-			again, lerr := dex.Login(ctx, w)
-			if lerr != nil {
-				return fmt.Errorf("%v; and the password grant again: %v", err, lerr)
-			}
-			dexChains[w] = again
-			return err
-		}
+		dexRefresh := chain(dexChains, func(ctx context.Context, w int, refresh string) ([]byte, error) {
+			return dex.RefreshOn(ctx, wires[w], refresh)
+		}, dex.Login, "the password grant", nil)
 		pairs = append(pairs, paired{"dex token endpoint refresh grant", cpuMeter{servers: []int{dex.Proc.Pid()}}, dexRefresh, &res.Dex})
 	}
 	// refreshLevels runs load at every refresh level; the paired runs run
